@@ -1,0 +1,48 @@
+# Set-up and every job of the project. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Where the workplace provides a local CIFAR-10 copy, use it unless told otherwise.
+ifeq ($(CIFAR10_DIR),)
+  ifneq ($(wildcard ../shared/tools/cifar10),)
+    CIFAR10_DIR := $(shell ../shared/tools/cifar10)
+  endif
+endif
+export CIFAR10_DIR
+
+.PHONY: help install data reference grade test bench clean
+
+help:
+	@echo "make install    create $(VENV) with everything (idempotent)"
+	@echo "make grade      grade the reference submission solutions/cnn end to end"
+	@echo "make test       run the test suite"
+	@echo "make data       download CIFAR-10 (official archive, MD5-checked)"
+	@echo "make reference  retrain the reference checkpoints and curves in solutions/cnn"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned, so nothing below can pull a CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+data: $(STAMP)
+	cd solutions/cnn && ../../$(PY) data.py
+
+reference: $(STAMP)
+	cd solutions/cnn && ../../$(PY) train.py convnet --out convnet.pt --log convnet_curve.json
+	cd solutions/cnn && ../../$(PY) train.py fcnet --out fcnet.pt --log fcnet_curve.json
+
+grade: $(STAMP)
+	$(PY) -m autograder grade solutions/cnn
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf dist .pytest_cache results.json

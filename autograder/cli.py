@@ -1,0 +1,31 @@
+"""Command line: ``python -m autograder COMMAND``.
+
+Each command lives in its own module, imported only when it runs, and that
+module exposes ``add_arguments(parser)`` and ``run(args) -> exit code``.
+"""
+import argparse
+import importlib
+
+COMMANDS = {
+    # name: (module, one-line help)
+    "grade": ("autograder.grade", "grade a submission folder and write results.json"),
+    "handout": ("autograder.handout", "regenerate assignments/ and dist/handout.zip from solutions/"),
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m autograder")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(module=module)
+        try:
+            importlib.import_module(module).add_arguments(command)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            command.set_defaults(unavailable=True)  # not part of this copy (e.g. the handout)
+    args = parser.parse_args(argv)
+    if getattr(args, "unavailable", False):
+        parser.error(f"'{args.command}' is not available in this copy of the autograder")
+    return importlib.import_module(args.module).run(args)

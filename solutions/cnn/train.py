@@ -125,7 +125,9 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
     Returns the history, also written as JSON to log_path:
       'train_loss': training loss of every step,
       'val': [{'step', 'epoch', 'loss', 'accuracy'}, ...] held-out evaluations,
-      plus 'config', 'parameters' and 'seconds'.
+      plus 'config', 'parameters' and 'seconds', and 'diverged_at_step' when
+      the loss stopped being finite (training stops there; the JSON file
+      writes the non-finite values as null).
     Saves model.state_dict() to checkpoint_path at the end.
     """
     from tqdm.auto import tqdm
@@ -185,8 +187,9 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
                 val_loss, val_acc = evaluate(model, data["x_val"], data["y_val"], bf16=bf16)
                 history["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 3),
                                        "loss": val_loss, "accuracy": val_acc})
-                bar.write(f"step {step}/{total_steps}  train loss {loss_value:.3f}  "
-                          f"held-out loss {val_loss:.3f}  accuracy {val_acc:.3f}")
+                if progress:
+                    bar.write(f"step {step}/{total_steps}  train loss {loss_value:.3f}  "
+                              f"held-out loss {val_loss:.3f}  accuracy {val_acc:.3f}")
     bar.close()
     history["seconds"] = round(time.time() - start, 1)
     model.to(memory_format=torch.contiguous_format)
@@ -197,10 +200,23 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
     return history
 
 
+def _json_safe(obj):
+    """obj with every NaN or infinite float replaced by None: JSON has no NaN,
+    and a diverged run's losses are exactly that."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(value) for value in obj]
+    return obj
+
+
 def write_json(path, obj):
+    """Write obj to path as strict JSON (non-finite numbers become null), atomically."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1, allow_nan=False)
+        json.dump(_json_safe(obj), fh, indent=1, allow_nan=False)
         fh.write("\n")
     os.replace(tmp, path)
 

@@ -10,6 +10,7 @@ COMMANDS = {
     # name: (module, one-line help)
     "grade": ("autograder.grade", "grade a submission folder and write results.json"),
     "handout": ("autograder.handout", "regenerate assignments/ and dist/handout.zip from solutions/"),
+    "build-cases": ("autograder.build_cases", "regenerate the grader's test cases from solutions/"),
 }
 
 

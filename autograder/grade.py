@@ -1,0 +1,158 @@
+"""``python -m autograder grade SUBMISSION_DIR [--results FILE] [--data-dir DIR]
+[--part layers|cnn|all]``: grade a submission, write Gradescope's
+results.json and print a score table.
+
+This process is trusted: it never imports the submission (parts run student
+code through autograder/sandbox.py) nor solutions/. A results.json is always
+written, also when the grader itself fails (then with an error test and what
+was scored before). Exit status: 0 when grading completed, whatever the
+score; 2 when the autograder (or its command line) failed.
+"""
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from autograder.cases import CASES_DIR
+from autograder.parts import PARTS, GradingContext, load_part
+from autograder.results import format_table, make_results, make_test, write_results
+from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
+from autograder.sandbox import CALL_TIMEOUT, Sandbox
+from autograder.submission import find_submission
+
+INTERNAL_ERROR = ("The autograder itself failed while grading {what}. This is not a problem with "
+                  "your submission; please tell the course staff. ({error})")
+
+
+def add_arguments(parser):
+    parser.add_argument("submission_dir", metavar="SUBMISSION_DIR",
+                        help="folder with layers.py, models.py, convnet.pt, fcnet.pt (or one folder below)")
+    parser.add_argument("--results", default="results.json",
+                        help="where to write Gradescope's results.json (default: ./results.json)")
+    parser.add_argument("--data-dir", default=None,
+                        help="CIFAR-10 folder for the CNN part (default: $CIFAR10_DIR)")
+    parser.add_argument("--part", choices=["layers", "cnn", "all"], default="all",
+                        help="grade only one part (default: all)")
+    parser.add_argument("--cases-dir", default=str(CASES_DIR),
+                        help="test case data (default: the autograder's cases/; without a hidden/ "
+                             "folder the grader runs in public mode)")
+    parser.add_argument("--rubric", default=str(RUBRIC_PATH),
+                        help="rubric file (default: autograder/rubric.yaml)")
+    parser.add_argument("--call-timeout", type=float, default=CALL_TIMEOUT, metavar="SECONDS",
+                        help=f"wall-clock limit of one call into the submission (default: {CALL_TIMEOUT:g})")
+
+
+class Grading:
+    """One grading run: collects tests part by part and always leaves a results.json."""
+
+    def __init__(self, args):
+        self.args = args
+        self.results_path = Path(args.results)
+        self.started = time.monotonic()
+        self.tests = []
+        self.notes = []
+        self.leaderboard = []
+        self.failed = False
+        self.unavailable_parts = 0
+        self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
+
+    def internal_error(self, what, exc, entries=()):
+        """Record a failure of the autograder: a zero test per affected rubric
+        entry (or one error test), the traceback on the console only."""
+        self.failed = True
+        traceback.print_exc()
+        message = INTERNAL_ERROR.format(what=what, error=f"{type(exc).__name__}: {exc}")
+        if entries:
+            for entry in entries:
+                self.tests.append(make_test(entry.number, entry.name, 0, entry.points, message,
+                                            entry.visibility, entry.tags))
+        else:
+            self.tests.append(make_test("0", "Autograder error", 0, 0, message))
+
+    def results(self):
+        return make_results(sorted(self.tests, key=lambda t: [int(n) for n in t["number"].split(".")]),
+                            output="\n".join(self.notes), leaderboard=self.leaderboard,
+                            execution_time=time.monotonic() - self.started)
+
+    def save(self):
+        try:
+            write_results(self.results_path, self.results())
+        except Exception as exc:
+            # The last resort must still be a valid file: an error and no score.
+            self.failed = True
+            traceback.print_exc()
+            fallback = make_results([make_test("0", "Autograder error", 0, 0, INTERNAL_ERROR.format(
+                what="the results", error=f"{type(exc).__name__}: {exc}"))])
+            write_results(self.results_path, fallback)
+
+    def grade_part(self, name, entries, ctx, next_section):
+        module = load_part(name)
+        if module is None:
+            number = str(next_section + self.unavailable_parts)
+            self.unavailable_parts += 1
+            self.tests.append(make_test(
+                number, f"{name} part: not yet available", 0, 0,
+                f"This version of the autograder does not grade the {name} part yet; "
+                f"no points are given or taken for it."))
+            return
+        check_ids_known(entries, name, module.CHECKS)
+        cpu, workers, wall = time.process_time(), ctx.sandbox.total_cpu_seconds, time.monotonic()
+        try:
+            results = module.grade(ctx, [entry.check for entry in entries])
+        except Exception as exc:
+            self.internal_error(f"the {name} part", exc, entries)
+            return
+        finally:
+            self.timings.append((name, time.process_time() - cpu,
+                                 ctx.sandbox.total_cpu_seconds - workers, time.monotonic() - wall))
+        for entry in entries:
+            result = results.get(entry.check)
+            if result is None:
+                self.internal_error(f"check {entry.check}", LookupError("no result"), [entry])
+                continue
+            output = "\n".join([result.summary] + list(result.details))
+            self.tests.append(make_test(entry.number, entry.name, entry.points * result.fraction,
+                                        entry.points, output, entry.visibility, entry.tags))
+
+    def run(self):
+        args = self.args
+        try:
+            entries = load_rubric(args.rubric)
+            submission = find_submission(args.submission_dir)
+            self.notes.extend(submission.notes)
+            self.notes.extend(submission.problems.values())
+            ctx = GradingContext(submission=submission, sandbox=Sandbox(call_timeout=args.call_timeout),
+                                 cases_dir=Path(args.cases_dir),
+                                 data_dir=args.data_dir or os.environ.get("CIFAR10_DIR"),
+                                 output_dir=self.results_path.resolve().parent,
+                                 leaderboard=self.leaderboard, notes=self.notes)
+            parts = list(PARTS) if args.part == "all" else [args.part]
+            # A part this copy cannot grade yet is listed under the next free section number.
+            next_section = 1 + max([int(entry.number.split(".")[0]) for entry in entries] + [0])
+            for name in parts:
+                part_entries = [entry for entry in entries if entry.part == name]
+                try:
+                    self.grade_part(name, part_entries, ctx, next_section)
+                except Exception as exc:
+                    self.internal_error(f"the {name} part", exc, part_entries)
+                self.save()   # what is scored so far survives a later crash or timeout
+        except Exception as exc:
+            self.internal_error("this submission", exc)
+        finally:
+            self.save()
+        return 2 if self.failed else 0
+
+
+def run(args):
+    grading = Grading(args)
+    status = grading.run()
+    results = grading.results()
+    if results["output"]:
+        print(results["output"] + "\n")
+    print(format_table(results))
+    for name, grader_cpu, worker_cpu, wall in grading.timings:
+        print(f"[{name}] {grader_cpu + worker_cpu:.1f} CPU-s (grader {grader_cpu:.1f}, "
+              f"workers {worker_cpu:.1f}), {wall:.1f} s wall", file=sys.stderr)
+    print(f"\nresults written to {grading.results_path}")
+    return status

@@ -1,0 +1,59 @@
+"""Parts of the grade. Each part is a module listed in PARTS that exposes:
+
+- ``TITLE``: a short name for messages ("numpy layers");
+- ``FILES``: the submission files it needs (for the "missing file" messages);
+- ``CHECKS``: {check id: one-line description}; rubric.yaml entries of the
+  part must use these ids;
+- ``grade(ctx, check_ids) -> {check id: CheckResult}``.
+
+A part never imports student code: it describes calls as sandbox Jobs and
+runs them with ``ctx.run(job)``. A part listed here whose module does not
+exist yet is reported as "not yet available" instead of being scored.
+"""
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PARTS = {
+    "layers": "autograder.parts.layers",
+    "cnn": "autograder.parts.cnn",
+}
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one rubric check: the share of its points earned and
+    the feedback shown to the student (summary first)."""
+    fraction: float
+    summary: str
+    details: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"CheckResult.fraction must be within [0, 1], got {self.fraction}")
+
+
+@dataclass
+class GradingContext:
+    submission: object            # autograder.submission.Submission
+    sandbox: object               # autograder.sandbox.Sandbox
+    cases_dir: Path
+    data_dir: str = None          # CIFAR-10 location (--data-dir), for the CNN part
+    output_dir: Path = None       # where extra files (plots) may be written next to results.json
+    leaderboard: list = field(default_factory=list)
+    notes: list = field(default_factory=list)    # lines for the top of the results output
+
+    def run(self, job):
+        """Run a sandbox Job on the submission's files."""
+        return self.sandbox.run(job, self.submission.files)
+
+
+def load_part(name):
+    """The part's module, or None when this copy of the autograder does not have it."""
+    module_name = PARTS[name]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None

@@ -1,0 +1,187 @@
+"""Gradescope results.json: building, validating, writing (atomically) and
+printing it as a score table.
+
+The structure is the one gradescope-utils' JSONTestRunner writes, with every
+test carrying name, number, score, max_score, status, output, visibility and
+tags. SCHEMA is a JSON Schema (draft 7) of what we write; validate() checks
+it without third-party packages, so the grader runs wherever it is copied.
+"""
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+MAX_OUTPUT = 100_000          # Gradescope cuts longer outputs
+VISIBILITIES = ["hidden", "after_due_date", "after_published", "visible"]
+FORMATS = ["text", "html", "simple_format", "md", "ansi"]
+
+SCHEMA = {
+    "type": "object",
+    "required": ["tests"],
+    "additionalProperties": False,
+    "properties": {
+        "score": {"type": "number", "minimum": 0},
+        "execution_time": {"type": "number", "minimum": 0},
+        "output": {"type": "string", "maxLength": MAX_OUTPUT},
+        "output_format": {"enum": FORMATS},
+        "test_output_format": {"enum": FORMATS},
+        "test_name_format": {"enum": FORMATS},
+        "visibility": {"enum": VISIBILITIES},
+        "stdout_visibility": {"enum": VISIBILITIES},
+        "extra_data": {"type": "object"},
+        "tests": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "number", "score", "max_score", "status", "output",
+                         "visibility", "tags"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "name_format": {"enum": FORMATS},
+                "number": {"type": "string", "pattern": r"^\d+(\.\d+)*$"},
+                "score": {"type": "number", "minimum": 0},
+                "max_score": {"type": "number", "minimum": 0},
+                "status": {"enum": ["passed", "failed"]},
+                "output": {"type": "string", "maxLength": MAX_OUTPUT},
+                "output_format": {"enum": FORMATS},
+                "visibility": {"enum": VISIBILITIES},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "extra_data": {"type": "object"},
+            },
+        }},
+        "leaderboard": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "value"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "value": {"type": ["number", "string"]},
+                "order": {"enum": ["asc", "desc"]},
+            },
+        }},
+    },
+}
+
+
+class ResultsError(ValueError):
+    pass
+
+
+def validate(results, schema=SCHEMA, where="results"):
+    """Raise ResultsError naming the first place where results breaks SCHEMA
+    (the subset of JSON Schema used above), a NaN/infinite number or a
+    score above max_score."""
+    _validate(results, schema, where)
+    for index, test in enumerate(results["tests"]):
+        if test["score"] > test["max_score"] + 1e-9:
+            raise ResultsError(f"{where}.tests[{index}]: score {test['score']} > "
+                               f"max_score {test['max_score']}")
+
+
+def _type_ok(value, name):
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {"object": dict, "array": list, "string": str}[name])
+
+
+def _validate(value, schema, where):
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ResultsError(f"{where}: {value} is not allowed in JSON")
+    if "enum" in schema and value not in schema["enum"]:
+        raise ResultsError(f"{where}: {value!r} is not one of {schema['enum']}")
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(_type_ok(value, name) for name in types):
+            raise ResultsError(f"{where}: expected {' or '.join(types)}, got {type(value).__name__}")
+    if "minimum" in schema and value < schema["minimum"]:
+        raise ResultsError(f"{where}: {value} is below {schema['minimum']}")
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        raise ResultsError(f"{where}: longer than {schema['maxLength']} characters")
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        raise ResultsError(f"{where}: shorter than {schema['minLength']} characters")
+    if "pattern" in schema:
+        if not re.search(schema["pattern"], value):
+            raise ResultsError(f"{where}: {value!r} does not match {schema['pattern']}")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                raise ResultsError(f"{where}: missing {key!r}")
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            if key in properties:
+                _validate(item, properties[key], f"{where}.{key}")
+            elif schema.get("additionalProperties") is False:
+                raise ResultsError(f"{where}: unexpected key {key!r}")
+            elif item is None:
+                raise ResultsError(f"{where}.{key}: null is not allowed")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            _validate(item, schema["items"], f"{where}[{index}]")
+
+
+def cut(text):
+    if len(text) <= MAX_OUTPUT:
+        return text
+    marker = "\n... (output cut)"
+    return text[:MAX_OUTPUT - len(marker)] + marker
+
+
+def make_test(number, name, score, max_score, output, visibility="visible", tags=()):
+    score = round(float(score), 2)
+    return {"name": name, "number": number, "score": score, "max_score": float(max_score),
+            "status": "passed" if score >= max_score else "failed", "output": cut(output),
+            "visibility": visibility, "tags": list(tags)}
+
+
+def make_results(tests, output="", leaderboard=(), execution_time=None):
+    results = {"score": round(sum(test["score"] for test in tests), 2),
+               "output": cut(output), "visibility": "visible", "stdout_visibility": "hidden",
+               "tests": tests}
+    if leaderboard:
+        results["leaderboard"] = list(leaderboard)
+    if execution_time is not None:
+        results["execution_time"] = round(execution_time, 2)
+    return results
+
+
+def write_results(path, results):
+    """Validate, then replace path atomically (a crash never leaves half a file)."""
+    validate(results)
+    text = json.dumps(results, indent=2, allow_nan=False) + "\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def format_table(results, width=100):
+    """The score table printed after grading: test, points, first feedback line, total."""
+    rows = []
+    for test in results["tests"]:
+        title = f"{test['number']} {test['name']}"
+        points = f"{test['score']:6.2f} / {test['max_score']:g}"
+        first_line = test["output"].split("\n", 1)[0]
+        rows.append((title, points, first_line))
+    title_width = max([len(r[0]) for r in rows] + [len("Test")])
+    points_width = max([len(r[1]) for r in rows] + [len("Points")])
+    feedback_width = max(20, width - title_width - points_width - 4)
+
+    def line(title, points, feedback):
+        if len(feedback) > feedback_width:
+            feedback = feedback[:feedback_width - 3] + "..."
+        return f"{title:<{title_width}}  {points:>{points_width}}  {feedback}".rstrip()
+
+    total = sum(t["max_score"] for t in results["tests"])
+    lines = [line("Test", "Points", "Feedback"), "-" * min(width, title_width + points_width + 24)]
+    lines += [line(*row) for row in rows]
+    lines.append("-" * min(width, title_width + points_width + 24))
+    lines.append(line("Total", f"{results['score']:6.2f} / {total:g}", ""))
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""Untrusted side of the grader: runs one job of calls into a submission.
+
+autograder/sandbox.py starts this file by path, as ``python -I -B worker.py
+JOB_DIR``, in a scrubbed environment with a temporary copy of the submission
+files as its working directory. It never imports the autograder package and
+uses only the standard library and numpy, so it behaves the same wherever the
+grader is installed.
+
+JOB_DIR/job.json holds:
+- ``channel_fd``: an inherited pipe; one JSON line per finished step goes
+  there (written with os.write, so a submission that replaces sys.stdout
+  cannot disturb it);
+- ``helpers``: {name: absolute path} of trusted helper modules (loaded first);
+- ``modules``: {name: file name in the working directory} of submission
+  modules, imported by path after the helpers;
+- ``steps``: run in order. A step is {"id", "let": VALUE} (keep a value for
+  later steps) or {"id", "call": "module.function", "args": [VALUE...],
+  "kwargs": {name: VALUE}, "encode": "all"|"out_cache"|"none", "report": [i...]}.
+
+VALUE encodings, grader to worker: {"json": x}, {"array": "in/NAME.npy"},
+{"list": [...]}, {"tuple": [...]}, {"dict": {key: VALUE}},
+{"ref": step_id, "index": [i...]} (an earlier step's Python object, e.g. a
+forward cache) and {"func": "module.function"}.
+
+Worker to grader, per step: {"id", "ok": true, "value": ENC, "args": {i: ENC}}
+or {"id", "ok": false, "error": {...}}, where ENC is {"array": file,
+"dtype", "shape"}, {"number": x}, {"list"|"tuple": [...]}, {"dict": {...}},
+{"none": null}, {"str": s}, {"object": type name} or {"unsupported": why}.
+Arrays are written with np.save(allow_pickle=False) under JOB_DIR/out/.
+"""
+import copy
+import importlib.util
+import json
+import math
+import os
+import sys
+import traceback
+
+import numpy as np
+
+MAX_ENCODED_ITEMS = 64      # values in one encoded result (a cache may be huge)
+MAX_ENCODE_DEPTH = 4
+MAX_TEXT = 2000             # characters of an error message or a returned string
+
+
+class StepError(Exception):
+    """A step cannot run for a reason that is not an exception in student code."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+class Worker:
+    def __init__(self, job_dir, job):
+        self.job_dir = job_dir
+        self.out_dir = os.path.join(job_dir, "out")
+        self.channel_fd = job["channel_fd"]
+        self.modules = {}
+        self.objects = {}        # step id -> Python object, for {"ref": ...}
+        self.array_count = 0
+        self.submission_dir = os.path.realpath(os.getcwd())
+        # Bound now: the submission is imported later and may patch modules.
+        self._write = os.write
+        self._dumps = json.dumps
+        self._save = np.save
+
+    # -- channel -------------------------------------------------------------
+    def send(self, message):
+        data = (self._dumps(message) + "\n").encode()
+        while data:
+            written = self._write(self.channel_fd, data)
+            data = data[written:]
+
+    # -- modules -------------------------------------------------------------
+    def load_module(self, name, path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        self.modules[name] = module
+
+    def resolve_function(self, target):
+        module_name, _, function_name = target.partition(".")
+        if module_name not in self.modules:
+            raise StepError("missing", f"module {module_name} is not loaded in this job")
+        module = self.modules[module_name]
+        function = getattr(module, function_name, None)
+        if function is None:
+            raise StepError("missing", f"{module_name}.py defines no function {function_name}")
+        if not callable(function):
+            raise StepError("missing", f"{module_name}.{function_name} is not a function "
+                                       f"(it is a {type(function).__name__})")
+        return function
+
+    # -- values --------------------------------------------------------------
+    def decode(self, value):
+        if "ref" in value:
+            return self.follow_ref(value["ref"], value.get("index", ()))
+        (kind, payload), = value.items()
+        if kind == "json":
+            return copy.deepcopy(payload)
+        if kind == "array":
+            return np.load(os.path.join(self.job_dir, payload), allow_pickle=False)
+        if kind == "list":
+            return [self.decode(item) for item in payload]
+        if kind == "tuple":
+            return tuple(self.decode(item) for item in payload)
+        if kind == "dict":
+            return {key: self.decode(item) for key, item in payload.items()}
+        if kind == "func":
+            return self.resolve_function(payload)
+        raise StepError("protocol", f"unknown value encoding {kind!r}")
+
+    def follow_ref(self, step_id, indices):
+        if step_id not in self.objects:
+            raise StepError("dependency", f"step {step_id} did not produce a value")
+        obj = self.objects[step_id]
+        for index in indices:
+            try:
+                obj = obj[index]
+            except Exception as exc:
+                raise StepError("dependency", f"the result of step {step_id} has no item "
+                                              f"[{index}] ({type(exc).__name__})")
+        return obj
+
+    def encode(self, value, step_id, budget, depth=0):
+        """Plain-data description of value; arrays go to .npy files.
+
+        budget is a one-item list shared by the whole result: the number of
+        values still allowed, so that a huge cache cannot flood the channel.
+        """
+        if budget[0] <= 0:
+            return {"unsupported": "too many values"}
+        budget[0] -= 1
+        if isinstance(value, (np.ndarray, np.generic)):
+            array = np.asarray(value)
+            if array.dtype.kind not in "biuf":
+                return {"unsupported": f"array of dtype {array.dtype}"}
+            self.array_count += 1
+            name = f"{step_id}-{self.array_count}.npy"
+            self._save(os.path.join(self.out_dir, name), array, allow_pickle=False)
+            return {"array": name, "dtype": str(array.dtype), "shape": list(array.shape)}
+        if isinstance(value, bool):
+            return {"number": int(value)}
+        if isinstance(value, (int, float)):
+            number = float(value)
+            return {"number": number if math.isfinite(number) else str(number)}
+        if value is None:
+            return {"none": None}
+        if isinstance(value, str):
+            return {"str": value[:MAX_TEXT]}
+        if isinstance(value, (list, tuple, dict)) and depth >= MAX_ENCODE_DEPTH:
+            return {"unsupported": "nested too deeply"}
+        if isinstance(value, (list, tuple)):
+            items = [self.encode(item, step_id, budget, depth + 1)
+                     for item in list(value)[:MAX_ENCODED_ITEMS]]
+            return {"tuple" if isinstance(value, tuple) else "list": items}
+        if isinstance(value, dict):
+            return {"dict": {str(key): self.encode(item, step_id, budget, depth + 1)
+                             for key, item in list(value.items())[:MAX_ENCODED_ITEMS]}}
+        return {"object": type(value).__name__}
+
+    def encode_result(self, result, how, step_id):
+        if how == "none":
+            return {"none": None}
+        if how == "out_cache":
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                kind = type(result).__name__
+                length = f" of length {len(result)}" if isinstance(result, (tuple, list)) else ""
+                return {"unsupported": f"expected a pair (out, cache), got a {kind}{length}"}
+            return {"tuple": [self.encode(result[0], step_id, [MAX_ENCODED_ITEMS]),
+                              {"object": type(result[1]).__name__}]}
+        return self.encode(result, step_id, [MAX_ENCODED_ITEMS])
+
+    # -- errors --------------------------------------------------------------
+    def describe_exception(self, exc):
+        """Exception type, message and the traceback lines inside the submission."""
+        frames = []
+        for frame in traceback.extract_tb(exc.__traceback__):
+            path = os.path.realpath(frame.filename)
+            if os.path.dirname(path) == self.submission_dir:
+                frames.append(f"{os.path.basename(path)}, line {frame.lineno}, in {frame.name}"
+                              + (f"\n    {frame.line}" if frame.line else ""))
+        if isinstance(exc, SystemExit):
+            kind, message = "exit", f"called sys.exit({exc.code!r})"
+        elif isinstance(exc, StepError):
+            kind, message = exc.kind, str(exc)
+        else:
+            kind, message = "exception", str(exc)
+        return {"kind": kind, "type": type(exc).__name__, "message": message[:MAX_TEXT],
+                "where": frames[-6:]}
+
+    # -- steps ---------------------------------------------------------------
+    def run_step(self, step):
+        step_id = step["id"]
+        if "let" in step:
+            self.objects[step_id] = self.decode(step["let"])
+            return {"id": step_id, "ok": True, "value": {"none": None}}
+        function = self.resolve_function(step["call"])
+        args = [self.decode(arg) for arg in step.get("args", [])]
+        kwargs = {key: self.decode(arg) for key, arg in step.get("kwargs", {}).items()}
+        result = function(*args, **kwargs)
+        self.objects[step_id] = result
+        message = {"id": step_id, "ok": True,
+                   "value": self.encode_result(result, step.get("encode", "all"), step_id)}
+        if step.get("report"):
+            message["args"] = {str(i): self.encode(args[i], step_id, [MAX_ENCODED_ITEMS])
+                               for i in step["report"] if i < len(args)}
+        return message
+
+    def run(self, job):
+        try:
+            for name, path in job.get("helpers", {}).items():
+                self.load_module(name, path)
+            for name, filename in job.get("modules", {}).items():
+                self.load_module(name, os.path.join(self.submission_dir, filename))
+        except BaseException as exc:  # SyntaxError, sys.exit at import, ...
+            self.send({"import_error": self.describe_exception(exc)})
+            return
+        self.send({"ready": True})
+        for step in job["steps"]:
+            try:
+                message = self.run_step(step)
+            except BaseException as exc:
+                message = {"id": step["id"], "ok": False, "error": self.describe_exception(exc)}
+            self.send(message)
+        self.send({"done": True})
+
+
+def main():
+    job_dir = sys.argv[1]
+    with open(os.path.join(job_dir, "job.json")) as handle:
+        job = json.load(handle)
+    Worker(job_dir, job).run(job)
+    # Skip interpreter shutdown: atexit handlers or threads left by the
+    # submission must not delay or change the outcome.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

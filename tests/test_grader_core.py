@@ -1,0 +1,229 @@
+"""The grader around the checks: finding submission files, the rubric,
+results.json (schema, atomic write, always written), the command line,
+public mode, determinism, and the committed case data being in sync with
+solutions/."""
+import filecmp
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from autograder import cli
+from autograder.build_cases import build
+from autograder.cases import CASES_DIR
+from autograder.results import SCHEMA, ResultsError, make_results, make_test, validate, write_results
+from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric
+from autograder.submission import find_submission
+
+spec = importlib.util.spec_from_file_location(
+    "grader_support", Path(__file__).parent / "grader_corpus" / "support.py")
+support = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(support)
+
+REPO = support.REPO
+REFERENCE_DIR = REPO / "solutions" / "cnn"
+
+
+# -- submission files ------------------------------------------------------------------
+
+def test_files_are_found_one_folder_deep_and_symlinks_refused(tmp_path):
+    nested = tmp_path / "my-upload"
+    nested.mkdir()
+    (nested / "layers.py").write_text("x = 1\n")
+    (tmp_path / "models.py").write_text("y = 2\n")
+    (tmp_path / "convnet.pt").symlink_to(nested / "layers.py")
+    found = find_submission(tmp_path)
+    assert found.files == {"layers.py": nested / "layers.py", "models.py": tmp_path / "models.py"}
+    assert "layers.py found in the subfolder my-upload/" in found.notes
+    assert "symbolic link" in found.missing_message("convnet.pt")
+    assert "fcnet.pt was not found" in found.missing_message("fcnet.pt")
+
+
+def test_missing_layers_file_zeroes_every_layer_check_with_its_name(tmp_path):
+    (tmp_path / "models.py").write_text("")
+    results = support.grade(tmp_path)
+    layer_tests = [t for t in results["tests"] if t["max_score"] > 0]
+    assert layer_tests and all(t["score"] == 0 for t in layer_tests)
+    assert all("layers.py was not found" in t["output"] for t in layer_tests)
+
+
+# -- rubric -------------------------------------------------------------------------------
+
+def test_rubric_layers_are_worth_sixty_points_with_unique_numbers():
+    entries = load_rubric()
+    assert sum(e.points for e in entries if e.part == "layers") == 60
+    assert len({e.number for e in entries}) == len(entries)
+
+
+@pytest.mark.parametrize("change, complaint", [
+    ({"points": -1}, "points must be a positive number"),
+    ({"number": 1.1}, "quoted string"),
+    ({"visibility": "public"}, "visibility must be one of"),
+    ({"part": "numpy"}, "part must be one of"),
+    ({"extra": 1}, "unknown extra"),
+])
+def test_rubric_errors_name_the_file_entry_and_problem(tmp_path, change, complaint):
+    entry = {"number": "1.1", "name": "x", "part": "layers", "check": "conv_forward",
+             "tags": ["conv_forward"], "points": 1, "visibility": "visible"}
+    path = tmp_path / "rubric.yaml"
+    path.write_text(json.dumps({"tests": [dict(entry, **change)]}))
+    with pytest.raises(RubricError, match=complaint) as error:
+        load_rubric(path)
+    assert str(path) in str(error.value) and "test 1" in str(error.value)
+
+
+def test_unknown_check_id_is_an_autograder_error_and_still_writes_results(tmp_path):
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text(RUBRIC_PATH.read_text().replace("check: conv_forward,", "check: conv_fwd,"))
+    results_path = tmp_path / "results.json"
+    status = cli.main(["grade", str(REFERENCE_DIR), "--results", str(results_path), "--part", "layers",
+                       "--rubric", str(rubric)])
+    assert status == 2
+    results = json.loads(results_path.read_text())
+    validate(results)
+    assert all(t["score"] == 0 for t in results["tests"])
+    assert "no check 'conv_fwd'" in results["tests"][0]["output"]
+
+
+# -- results.json -------------------------------------------------------------------------
+
+def test_our_schema_is_valid_json_schema_and_agrees_with_jsonschema(tmp_path):
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
+    good = make_results([make_test("1.1", "t", 1.5, 2, "feedback", tags=["conv_forward"])])
+    validate(good)
+    jsonschema.validate(good, SCHEMA)
+    for bad in (dict(good, tests=[dict(good["tests"][0], status="ok")]),
+                dict(good, tests=[dict(good["tests"][0], number="one")]),
+                dict(good, visibility=None),
+                dict(good, tests=[{k: v for k, v in good["tests"][0].items() if k != "tags"}])):
+        with pytest.raises(ResultsError):
+            validate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
+
+
+def test_nan_and_overfull_scores_are_rejected_and_the_old_file_survives(tmp_path):
+    path = tmp_path / "results.json"
+    write_results(path, make_results([make_test("1", "t", 1, 1, "ok")]))
+    before = path.read_text()
+    with pytest.raises(ResultsError):
+        write_results(path, make_results([make_test("1", "t", float("nan"), 1, "x")]))
+    with pytest.raises(ResultsError, match="score 2.0 > max_score 1.0"):
+        write_results(path, make_results([make_test("1", "t", 2, 1, "x")]))
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_a_crash_inside_a_part_still_writes_results_with_an_error(tmp_path, monkeypatch):
+    from autograder.parts import layers
+
+    def explode(ctx, check_ids):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(layers, "grade", explode)
+    results_path = tmp_path / "results.json"
+    status = cli.main(["grade", str(REFERENCE_DIR), "--results", str(results_path), "--part", "layers"])
+    assert status == 2
+    results = json.loads(results_path.read_text())
+    validate(results)
+    assert len(results["tests"]) == 14 and results["score"] == 0
+    assert all("autograder itself failed" in t["output"] and "RuntimeError: boom" in t["output"]
+               for t in results["tests"])
+
+
+def test_a_missing_submission_folder_still_writes_results(tmp_path):
+    results_path = tmp_path / "results.json"
+    assert cli.main(["grade", str(tmp_path / "nope"), "--results", str(results_path)]) == 2
+    results = json.loads(results_path.read_text())
+    validate(results)
+    assert "does not exist" in results["tests"][0]["output"]
+
+
+# -- command line ---------------------------------------------------------------------------
+
+def test_cli_grades_the_reference_prints_a_table_and_writes_results_json(tmp_path):
+    process = subprocess.run([sys.executable, "-m", "autograder", "grade", str(REFERENCE_DIR)],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert process.returncode == 0, process.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    validate(results)
+    layer_tests = [t for t in results["tests"] if "layers" not in t["name"] and t["max_score"] > 0]
+    assert results["score"] == 60 and len(layer_tests) == 14
+    assert all(t["status"] == "passed" for t in layer_tests)
+    assert "1.1 conv_forward" in process.stdout and "60.00 / 60" in process.stdout
+    cnn = [t for t in results["tests"] if t["name"] == "cnn part: not yet available"]
+    assert len(cnn) == 1 and cnn[0]["max_score"] == 0
+
+
+def test_every_test_carries_the_required_fields_and_function_tags(reference_results):
+    for test in reference_results["tests"]:
+        assert set(test) >= {"name", "number", "score", "max_score", "status", "output",
+                             "visibility", "tags"}
+    tags = {tag for t in reference_results["tests"] for tag in t["tags"]}
+    assert {"conv_forward", "conv_backward", "dropout_backward", "spatial_batchnorm_backward"} <= tags
+
+
+def test_part_cnn_alone_reports_it_is_not_available(tmp_path):
+    results = support.grade(REFERENCE_DIR, tmp_path / "r.json", part="cnn")
+    assert [(t["name"], t["score"], t["max_score"]) for t in results["tests"]] == [
+        ("cnn part: not yet available", 0, 0)]
+
+
+# -- cases, public mode, determinism ------------------------------------------------------------
+
+def test_committed_cases_are_in_sync_with_solutions(tmp_path):
+    build(REFERENCE_DIR, tmp_path)
+    for visibility in ("public", "hidden"):
+        fresh, committed = tmp_path / visibility, CASES_DIR / visibility
+        fresh_files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
+        committed_files = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+        assert fresh_files == committed_files, "run `make cases` and commit autograder/cases"
+        _, mismatch, errors = filecmp.cmpfiles(fresh, committed, [str(p) for p in fresh_files], shallow=False)
+        assert not mismatch and not errors, f"out of date (run `make cases`): {mismatch[:5]}"
+
+
+def test_public_mode_says_so_and_still_grades(tmp_path):
+    cases = tmp_path / "cases"
+    shutil.copytree(CASES_DIR / "public", cases / "public")
+    reference = support.grade(REFERENCE_DIR, tmp_path / "ref.json", extra=["--cases-dir", str(cases)])
+    assert reference["score"] == 60
+    assert "Public mode" in reference["output"]
+    assert all("public mode" in t["output"] for t in reference["tests"] if t["max_score"] > 0)
+    buggy = support.make_submission(tmp_path / "buggy", """
+        _reference_conv_forward = conv_forward
+        def conv_forward(x, w, b, conv_param):
+            return _reference_conv_forward(x, w[:, :, ::-1, ::-1], b, conv_param)
+    """)
+    results = support.grade(buggy, extra=["--cases-dir", str(cases)])
+    scores = support.score_by_function(results)
+    assert scores["conv_forward"][0] < scores["conv_forward"][1]
+    assert "the kernel is flipped" in support.outputs_of(results, "conv_forward")
+    assert "hidden case h" not in json.dumps(results)
+
+
+@pytest.mark.slow
+def test_three_runs_give_identical_results_apart_from_execution_time(tmp_path):
+    folder = support.make_submission(tmp_path / "sub", """
+        _reference_max_pool_backward = max_pool_backward
+        def max_pool_backward(dout, cache):
+            return _reference_max_pool_backward(dout, cache) * 2
+    """)
+    texts = []
+    for run in range(3):
+        results = support.grade(folder, tmp_path / f"run{run}.json")
+        assert results.pop("execution_time") >= 0
+        texts.append(json.dumps(results, sort_keys=True))
+    assert texts[0] == texts[1] == texts[2]
+    assert json.loads(texts[0])["score"] < 60
+
+
+@pytest.fixture(scope="module")
+def reference_results(tmp_path_factory):
+    return support.grade(REFERENCE_DIR, tmp_path_factory.mktemp("reference") / "results.json")

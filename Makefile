@@ -12,7 +12,7 @@ ifeq ($(CIFAR10_DIR),)
 endif
 export CIFAR10_DIR
 
-.PHONY: help install data reference grade test bench clean
+.PHONY: help install data reference grade test bench cases clean handout
 
 help:
 	@echo "make install    create $(VENV) with everything (idempotent)"
@@ -20,6 +20,10 @@ help:
 	@echo "make test       run the test suite"
 	@echo "make data       download CIFAR-10 (official archive, MD5-checked)"
 	@echo "make reference  retrain the reference checkpoints and curves in solutions/cnn"
+	@echo "make cases      regenerate the grader's test cases (autograder/cases) from solutions/"
+	@echo "make bench      CPU time, wall time and peak memory of grading the reference"
+	@echo "make handout    regenerate assignments/ and dist/handout.zip from solutions/"
+	@echo "                (verify without writing: $(PY) -m autograder handout --check)"
 
 install: $(STAMP)
 
@@ -40,6 +44,15 @@ reference: $(STAMP)
 
 grade: $(STAMP)
 	$(PY) -m autograder grade solutions/cnn
+
+handout: $(STAMP)
+	$(PY) -m autograder handout
+
+cases: $(STAMP)
+	$(PY) -m autograder build-cases
+
+bench: $(STAMP)
+	$(PY) -m autograder.bench
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,67 @@
+"""The PyTorch half of the assignment: a fully-connected baseline and a CNN.
+
+Both models take normalized CIFAR-10 images, float32 (N, 3, 32, 32), and
+return class scores (logits), float32 (N, 10). Both must be constructible
+with no arguments: the grader calls ``FCNet()`` and ``ConvNet()`` and loads
+your checkpoints (``fcnet.pt``, ``convnet.pt``: ``state_dict`` files) into
+them.
+
+Rules the grader checks:
+- FCNet: its only weight layers are nn.Linear (nn.BatchNorm1d, activations
+  and nn.Dropout are fine; no convolutions).
+- ConvNet: 5 to 8 weight layers in all, counting nn.Conv2d and nn.Linear
+  (batch norm does not count), at least two of them convolutions, and at most
+  1,000,000 parameters. Use convolutions, batch norm, ReLU, pooling and dropout.
+"""
+import torch
+from torch import nn
+
+
+class FCNet(nn.Module):
+    """Fully-connected baseline: flatten the image, then Linear layers."""
+
+    def __init__(self):
+        super().__init__()
+        # TODO: Define the layers here, e.g. nn.Flatten, then nn.Linear layers with
+        # ReLU (and, if you like, nn.BatchNorm1d and nn.Dropout) in between.
+        raise NotImplementedError("FCNet.__init__: not implemented yet")
+
+    def forward(self, x):
+        """x: (N, 3, 32, 32) float32 -> logits (N, 10)."""
+        # TODO: replace the line below with your code.
+        raise NotImplementedError("FCNet.forward: not implemented yet")
+
+
+class ConvNet(nn.Module):
+    """Convolutional network with 5 to 8 weight layers (Conv2d + Linear)."""
+
+    def __init__(self):
+        super().__init__()
+        # TODO: Define the layers here. A proven pattern: blocks of
+        # Conv2d(3x3, padding=1) -> BatchNorm2d -> ReLU, a pooling layer that
+        # halves the resolution after a block while the channels grow, then a
+        # global pooling and one nn.Linear to the 10 classes.
+        raise NotImplementedError("ConvNet.__init__: not implemented yet")
+
+    def forward(self, x):
+        """x: (N, 3, 32, 32) float32 -> logits (N, 10)."""
+        # TODO: replace the line below with your code.
+        raise NotImplementedError("ConvNet.forward: not implemented yet")
+
+
+def count_weight_layers(model):
+    """Number of nn.Conv2d and nn.Linear layers in model (what the 5-8 rule counts)."""
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+
+
+def count_parameters(model):
+    """Number of trainable parameters of model."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+if __name__ == "__main__":
+    for cls in (FCNet, ConvNet):
+        net = cls()
+        logits = net(torch.zeros(2, 3, 32, 32))
+        print(f"{cls.__name__}: {count_weight_layers(net)} weight layers, "
+              f"{count_parameters(net):,} parameters, output {tuple(logits.shape)}")

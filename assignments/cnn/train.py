@@ -1,0 +1,253 @@
+"""Training loop for the CIFAR-10 models (provided code, nothing to implement).
+
+From a notebook:
+
+    from data import load_cifar10
+    from models import ConvNet
+    from train import TrainConfig, split_validation, train
+    data = split_validation(load_cifar10())
+    history = train(ConvNet(), data, TrainConfig(epochs=2), checkpoint_path="convnet.pt")
+
+From a shell (the presets in PRESETS are what trained the reference models):
+
+    python train.py convnet --out convnet.pt --log convnet_curve.json
+    python train.py fcnet --epochs 5 --data-dir ~/data
+
+The grader runs this same loop, with a fixed seed, subset and step budget,
+to compare the learning curves of your FCNet and ConvNet.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data import load_cifar10, normalize
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 10            # passes over the training images (may be fractional)
+    max_steps: int = 0            # if > 0: stop after this many steps whatever epochs says
+    batch_size: int = 512
+    lr: float = 0.2               # peak learning rate of SGD with Nesterov momentum
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup: float = 0.15          # share of the steps spent raising the rate from 0 to lr
+    label_smoothing: float = 0.1
+    augment: bool = True          # random crop (4-pixel padding) and horizontal flip
+    seed: int = 0
+    eval_every: int = 0           # steps between held-out evaluations; 0 = once per epoch
+    precision: str = "auto"       # 'fp32', 'bf16', or 'auto': bf16 where the CPU has it natively
+
+
+# Settings that trained the reference checkpoints (`make reference`).
+PRESETS = {
+    "convnet": TrainConfig(epochs=16, lr=0.4, weight_decay=5e-4, label_smoothing=0.1, augment=True),
+    "fcnet": TrainConfig(epochs=20, lr=0.05, weight_decay=1e-3, label_smoothing=0.0, augment=True),
+}
+
+
+def use_bf16(precision):
+    """Whether to train in bfloat16 autocast: 'auto' picks it where the CPU
+    computes bf16 natively (AVX512-BF16 or AMX), where it is several times faster."""
+    if precision == "auto":
+        try:
+            with open("/proc/cpuinfo") as fh:
+                flags = fh.read()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"TrainConfig.precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    return precision == "bf16"
+
+
+def split_validation(data, size=5000):
+    """Move the last `size` training images to 'x_val'/'y_val' (held out for
+    curves and early decisions; the test set is kept for the final score)."""
+    out = dict(data)
+    out["x_train"], out["x_val"] = data["x_train"][:-size], data["x_train"][-size:]
+    out["y_train"], out["y_val"] = data["y_train"][:-size], data["y_train"][-size:]
+    return out
+
+
+def augment_batch(images, generator):
+    """Random 32x32 crop of the 4-pixel zero-padded image and a random
+    horizontal flip, per image. images: uint8 tensor (B, 3, 32, 32)."""
+    b = images.shape[0]
+    padded = F.pad(images, (4, 4, 4, 4))
+    dy = torch.randint(0, 9, (b, 1), generator=generator)
+    dx = torch.randint(0, 9, (b, 1), generator=generator)
+    rows = (dy + torch.arange(32))[:, None, :, None]
+    cols = (dx + torch.arange(32))
+    flip = torch.rand(b, generator=generator) < 0.5
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]
+    return padded[torch.arange(b)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
+
+
+def _batches(n, batch_size):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+@torch.no_grad()
+def predict(model, images, batch_size=500, bf16=False):
+    """Logits (N, 10) float32 numpy of model on uint8 images (N, 3, 32, 32)."""
+    model.eval()
+    outputs = []
+    for s in _batches(len(images), batch_size):
+        x = normalize(images[s]).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outputs.append(model(x).float())
+    return torch.cat(outputs).numpy()
+
+
+def evaluate(model, images, labels, batch_size=500, bf16=False):
+    """(mean cross-entropy loss, accuracy) of model on uint8 images and int labels."""
+    logits = torch.from_numpy(predict(model, images, batch_size, bf16))
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    loss = F.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(1) == labels).double().mean().item()
+    return loss, accuracy
+
+
+def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None, progress=True):
+    """Train model in place on data['x_train'], data['y_train'] (uint8 images,
+    int labels), evaluating on data['x_val'], data['y_val'] when present.
+
+    Returns the history, also written as JSON to log_path:
+      'train_loss': training loss of every step,
+      'val': [{'step', 'epoch', 'loss', 'accuracy'}, ...] held-out evaluations,
+      plus 'config', 'parameters' and 'seconds', and 'diverged_at_step' when
+      the loss stopped being finite (training stops there; the JSON file
+      writes the non-finite values as null).
+    Saves model.state_dict() to checkpoint_path at the end.
+    """
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    bf16 = use_bf16(config.precision)
+    x_train = torch.as_tensor(data["x_train"])
+    y_train = torch.as_tensor(data["y_train"], dtype=torch.int64)
+    has_val = "x_val" in data
+    n = len(x_train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch))
+    eval_every = config.eval_every or steps_per_epoch
+
+    model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=True, weight_decay=config.weight_decay)
+    warmup_steps = max(1, round(config.warmup * total_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (
+        step / warmup_steps if step < warmup_steps
+        else max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))))
+
+    history = {"config": asdict(config), "precision": "bf16" if bf16 else "fp32",
+               "parameters": sum(p.numel() for p in model.parameters()),
+               "train_loss": [], "val": []}
+    start = time.time()
+    step = 0
+    bar = tqdm(total=total_steps, disable=not progress, unit="step", file=sys.stdout)
+    while step < total_steps:
+        order = torch.randperm(n, generator=generator)
+        for s in _batches(n, config.batch_size):
+            if step == total_steps:
+                break
+            model.train()
+            idx = order[s]
+            images = x_train[idx]
+            if config.augment:
+                images = augment_batch(images, generator)
+            x = normalize(images).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(model(x).float(), y_train[idx],
+                                       label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                history["diverged_at_step"] = step
+                total_steps = step  # a NaN loss never recovers: stop here
+            history["train_loss"].append(loss_value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+            if has_val and (step % eval_every == 0 or step == total_steps):
+                val_loss, val_acc = evaluate(model, data["x_val"], data["y_val"], bf16=bf16)
+                history["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 3),
+                                       "loss": val_loss, "accuracy": val_acc})
+                if progress:
+                    bar.write(f"step {step}/{total_steps}  train loss {loss_value:.3f}  "
+                              f"held-out loss {val_loss:.3f}  accuracy {val_acc:.3f}")
+    bar.close()
+    history["seconds"] = round(time.time() - start, 1)
+    model.to(memory_format=torch.contiguous_format)
+    if checkpoint_path:
+        torch.save(model.state_dict(), checkpoint_path)
+    if log_path:
+        write_json(log_path, history)
+    return history
+
+
+def _json_safe(obj):
+    """obj with every NaN or infinite float replaced by None: JSON has no NaN,
+    and a diverged run's losses are exactly that."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(value) for value in obj]
+    return obj
+
+
+def write_json(path, obj):
+    """Write obj to path as strict JSON (non-finite numbers become null), atomically."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(_json_safe(obj), fh, indent=1, allow_nan=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    import models
+    parser = argparse.ArgumentParser(description="Train FCNet or ConvNet on CIFAR-10.")
+    parser.add_argument("model", choices=sorted(PRESETS))
+    parser.add_argument("--data-dir", help="folder with cifar-10-batches-py (default: $CIFAR10_DIR, then ./data)")
+    parser.add_argument("--epochs", type=float, help="override the preset's number of epochs")
+    parser.add_argument("--seed", type=int, help="override the preset's seed")
+    parser.add_argument("--out", help="checkpoint to write (default: MODEL.pt)")
+    parser.add_argument("--log", help="JSON history to write (default: MODEL_curve.json)")
+    parser.add_argument("--val-size", type=int, default=5000, help="training images held out for curves")
+    args = parser.parse_args(argv)
+
+    config = PRESETS[args.model]
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    config = replace(config, **overrides)
+    data = split_validation(load_cifar10(args.data_dir), args.val_size)
+    torch.manual_seed(config.seed)
+    model = {"convnet": models.ConvNet, "fcnet": models.FCNet}[args.model]()
+    out = args.out or f"{args.model}.pt"
+    log = args.log or f"{args.model}_curve.json"
+    history = train(model, data, config, checkpoint_path=out)
+    _, history["test_accuracy"] = evaluate(model, data["x_test"], data["y_test"])
+    write_json(log, history)
+    print(f"{args.model}: test accuracy {history['test_accuracy']:.4f}, "
+          f"{history['parameters']:,} parameters, {history['seconds']:.0f} s of training; "
+          f"wrote {out} and {log}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,475 @@
+"""``python -m autograder handout``: the student handout, generated from solutions/
+(build-only: this module is not shipped to students).
+
+Writes ``assignments/`` (committed) and ``dist/handout.zip`` (the same files
+under one folder, plus the public grader and a requirements.txt). With
+``--check`` it writes nothing and verifies instead: assignments/ is in sync
+with solutions/, no solution line leaks, every stub raises
+NotImplementedError, assignments/cnn imports, and the handout notebooks run
+against the reference code.
+
+What happens to each file is decided by the explicit lists below; a file in
+solutions/ that none of them names stops the build, so that nothing new ships
+(or silently disappears) without a decision.
+"""
+import fnmatch
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import markers
+
+GRADER_DIR = Path(__file__).resolve().parent
+REPO = GRADER_DIR.parent
+
+# solutions/ -> assignments/
+README = "README.md"                           # solutions/README.md, rubric table filled in
+ASSIGNMENT = "cnn"                             # solutions/cnn -> assignments/cnn
+STUBBED = ("layers.py", "models.py")           # solution regions become stubs
+COPIED = ("data.py", "train.py", "gradient_check.py")   # byte for byte
+NOTEBOOKS = "*.ipynb"                          # stubbed and stripped
+NEVER_SHIPPED = ("*.pt", "*_curve.json", "*.png", "*.tmp", "data", "__pycache__",
+                 ".ipynb_checkpoints")
+# Left alone when assignments/ is regenerated (git-ignored local data).
+KEPT_ON_REBUILD = (f"{ASSIGNMENT}/data",)
+
+# autograder/ -> the zip: everything except these TA-only parts (paths relative to autograder/).
+GRADER_EXCLUDED = ("cases/hidden", "bench.py", "build_cases.py", "handout.py", "handout_checks.py",
+                   "markers.py")
+# Never copied from anywhere, never compared (names of files or folders).
+JUNK = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
+
+# Solution lines allowed in the handout all the same, each with the reason; the
+# leak check fails on any other solution line it finds there.
+PUBLISHED_LINES = {
+    "out = gamma * x_hat + beta": "the batch-norm formula of the docstring, quoted by a feedback "
+                                  "message of autograder/parts/layers/batchnorm.py",
+}
+
+RUBRIC_FILE = "rubric.yaml"                    # in autograder/
+RUBRIC_PLACEHOLDER = "<!-- RUBRIC TABLE -->"   # a line of solutions/README.md
+RUBRIC_PARTS = {"layers": "Part 1: numpy layers (layers.py)",
+                "cnn": "Part 2: PyTorch models (models.py, fcnet.pt, convnet.pt)"}
+
+ZIP_FOLDER = "cnn-handout"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# What a student installs: the assignment's code, the notebooks, and the public grader's imports.
+STUDENT_REQUIREMENTS = """\
+# Install torch first (see README.md for the CPU-only wheel), then: pip install -r requirements.txt
+torch==2.13.0
+numpy
+tqdm
+matplotlib
+pyyaml
+jupyterlab
+ipykernel
+"""
+
+
+class HandoutError(Exception):
+    """The handout cannot be built; str() lists every problem found."""
+
+
+@dataclass
+class Handout:
+    files: dict                                              # path in assignments/ -> bytes
+    secrets: dict                                            # secret line -> 'file:line' it comes from
+    student_functions: dict = field(default_factory=dict)    # stubbed .py file -> [function, ...]
+    notebook_stubs: dict = field(default_factory=dict)       # notebook -> {stub message, ...}
+
+
+def add_arguments(parser):
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; verify that assignments/ is in sync with solutions/, "
+                             "that no solution line leaks, that every stub raises "
+                             "NotImplementedError, that assignments/cnn imports and that the "
+                             "handout notebooks run against the reference code")
+    parser.add_argument("--skip-notebooks", action="store_true",
+                        help="with --check: do not execute the notebooks (the slow part)")
+    parser.add_argument("--solutions", type=Path, default=REPO / "solutions",
+                        help="source folder (default: %(default)s)")
+    parser.add_argument("--assignments", type=Path, default=REPO / "assignments",
+                        help="handout folder (default: %(default)s)")
+    parser.add_argument("--zip", type=Path, default=REPO / "dist" / "handout.zip",
+                        help="handout archive (default: %(default)s)")
+
+
+def run(args):
+    if args.skip_notebooks and not args.check:
+        print("handout: --skip-notebooks only applies to --check", file=sys.stderr)
+        return 2
+    try:
+        if args.check:
+            return _run_check(args)
+        handout = build(args.solutions, args.assignments, args.zip)
+    except HandoutError as exc:
+        print(f"handout: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {_display(args.assignments)}/ ({len(handout.files)} files) and "
+          f"{_display(args.zip)}; leak check: none of {len(handout.secrets)} solution lines found")
+    return 0
+
+
+def _run_check(args):
+    from autograder import handout_checks
+
+    handout = generate(args.solutions)
+    if not (args.assignments / ASSIGNMENT).is_dir():
+        print(f"FAIL: {_display(args.assignments / ASSIGNMENT)} does not exist; "
+              "run `make handout` to generate it")
+        return 1
+    steps = [
+        ("in sync with solutions/", lambda: check_sync(handout, args.assignments)),
+        ("leak check", lambda: find_leaks(handout.secrets, _tree_texts(args.assignments))
+         + find_leaks(handout.secrets, zip_texts(zip_bytes(handout)))),
+        ("stubs raise NotImplementedError, modules import", lambda: handout_checks.check_stubs(
+            args.assignments / ASSIGNMENT, args.solutions / ASSIGNMENT, handout.student_functions)),
+    ]
+    if not args.skip_notebooks:
+        steps.append(("notebooks run against the reference code", lambda: handout_checks.run_notebooks(
+            args.assignments / ASSIGNMENT, args.solutions / ASSIGNMENT, handout.notebook_stubs)))
+    failed = False
+    for title, step in steps:
+        problems = step()
+        print(f"{'FAIL' if problems else 'ok'}: {title}")
+        for problem in problems:
+            print("  " + problem.replace("\n", "\n    "))
+        failed = failed or bool(problems)
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------
+# Generating
+# ----------------------------------------------------------------------------
+
+def generate(solutions_dir, grader_dir=GRADER_DIR):
+    """Read solutions_dir and return the Handout (nothing is written).
+
+    Raises HandoutError naming every problem: unknown or missing files, marker
+    mistakes, a bad rubric file.
+    """
+    solutions_dir = Path(solutions_dir)
+    errors = []
+    files, secrets, public = {}, {}, []
+    functions, notebook_stubs = {}, {}
+
+    def take(relative, stubbed):
+        for line, where in stubbed.secrets:
+            secrets.setdefault(line, where)
+        public.extend(stubbed.public)
+        files[relative] = stubbed.text.encode("utf-8")
+
+    for relative, action in _plan(solutions_dir, errors):
+        source = solutions_dir / relative
+        name = _display(source)
+        try:
+            if action == "copy":
+                files[relative] = source.read_bytes()
+                public.append(source.read_text(encoding="utf-8"))
+            elif action == "readme":
+                text = _render_readme(_read_text(source), grader_dir)
+                files[relative] = text.encode("utf-8")
+                public.append(text)
+            elif action == "stub":
+                stubbed = markers.stub_source(_read_text(source), markers.Location(name, source.name))
+                take(relative, stubbed)
+                functions[source.name] = list(dict.fromkeys(stubbed.functions))
+            else:
+                stubbed = markers.stub_notebook(_read_text(source), name, source.name)
+                take(relative, stubbed)
+                notebook_stubs[source.name] = set(stubbed.stub_messages)
+        except (markers.MarkerError, HandoutError) as exc:
+            errors.append(str(exc))
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{name}: cannot read it ({exc})")
+    if errors:
+        raise HandoutError("\n".join(errors))
+    public_text = "\n".join(public)
+    secrets = {line: where for line, where in secrets.items()
+               if line not in PUBLISHED_LINES and not _occurs(line, public_text)}
+    return Handout(files, secrets, functions, notebook_stubs)
+
+
+def _read_text(path):
+    # newline="" keeps '\r\n' line endings, so unmarked lines stay byte for byte.
+    with open(path, encoding="utf-8", newline="") as fh:
+        return fh.read()
+
+
+def _plan(solutions_dir, errors):
+    """[(path relative to solutions_dir, action)], sorted; unknown or missing
+    files are added to errors."""
+    plan = []
+    if not solutions_dir.is_dir():
+        errors.append(f"{_display(solutions_dir)}: no such folder (expected the solutions/ "
+                      f"folder holding {README} and {ASSIGNMENT}/)")
+        return plan
+    expected_top = {README: "readme", ASSIGNMENT: "folder"}
+    expected_cnn = {**{name: "stub" for name in STUBBED}, **{name: "copy" for name in COPIED}}
+    for folder, expected in ((solutions_dir, expected_top), (solutions_dir / ASSIGNMENT, expected_cnn)):
+        if not folder.is_dir():
+            continue
+        for entry in sorted(os.listdir(folder)):
+            relative = os.path.relpath(folder / entry, solutions_dir).replace(os.sep, "/")
+            if any(fnmatch.fnmatch(entry, pattern) for pattern in NEVER_SHIPPED):
+                continue
+            action = expected.get(entry)
+            if action is None and folder != solutions_dir and fnmatch.fnmatch(entry, NOTEBOOKS):
+                action = "notebook"
+            if action is None:
+                errors.append(
+                    f"{_display(folder / entry)}: not on the handout's lists; decide whether "
+                    "students get it and add it to STUBBED, COPIED or NEVER_SHIPPED in "
+                    "autograder/handout.py")
+            elif action != "folder":
+                plan.append((relative, action))
+        for name in sorted(set(expected) - set(os.listdir(folder))):
+            errors.append(f"{_display(folder / name)}: missing (autograder/handout.py "
+                          "lists it as part of the handout)")
+    return plan
+
+
+def _render_readme(text, grader_dir):
+    """The student README: RUBRIC_PLACEHOLDER replaced by the table of rubric.yaml."""
+    lines = text.splitlines(keepends=True)
+    if not any(line.strip() == RUBRIC_PLACEHOLDER for line in lines):
+        return text
+    table = render_rubric(Path(grader_dir) / RUBRIC_FILE)
+    return "".join(table if line.strip() == RUBRIC_PLACEHOLDER else line for line in lines)
+
+
+def render_rubric(path):
+    """Markdown tables (one per part, with totals) of the rubric file at path."""
+    import yaml
+
+    where = f"{_display(path)} (read by autograder/handout.py render_rubric)"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rubric = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise HandoutError(f"{where}: missing; the README's {RUBRIC_PLACEHOLDER} line "
+                           "needs it") from None
+    except yaml.YAMLError as exc:
+        raise HandoutError(f"{where}: not valid YAML ({exc})") from None
+    tests = rubric.get("tests") if isinstance(rubric, dict) else None
+    if not isinstance(tests, list) or not tests:
+        raise HandoutError(f"{where}: expected a mapping with a non-empty list 'tests'")
+    rows = {part: [] for part in RUBRIC_PARTS}  # in the rubric file's order
+    for index, test in enumerate(tests):
+        fields_ok = (isinstance(test, dict) and isinstance(test.get("number"), str)
+                     and isinstance(test.get("name"), str) and test.get("part") in RUBRIC_PARTS
+                     and isinstance(test.get("points"), (int, float))
+                     and not isinstance(test.get("points"), bool))
+        if not fields_ok:
+            raise HandoutError(
+                f"{where}: tests[{index}] must have 'number' (a string), 'name' (a string), "
+                f"'part' (one of {', '.join(RUBRIC_PARTS)}) and 'points' (a number); "
+                f"found {test!r}")
+        rows[test["part"]].append(test)
+    out = []
+    for part, title in RUBRIC_PARTS.items():
+        if not rows[part]:
+            continue
+        total = sum(test["points"] for test in rows[part])
+        out += [f"**{title}: {_points(total)} points**\n", "\n",
+                "| # | Check | Functions | Points |\n", "|---|---|---|---:|\n"]
+        for test in rows[part]:
+            functions = ", ".join(f"`{tag}`" for tag in test.get("tags") or [])
+            name = test["name"].replace("|", "\\|")
+            out.append(f"| {test['number']} | {name} | {functions} | {_points(test['points'])} |\n")
+        out.append("\n")
+    grand_total = sum(test["points"] for test in tests)
+    out.append(f"**Total: {_points(grand_total)} points**\n")
+    return "".join(out)
+
+
+def _points(value):
+    return f"{value:g}"
+
+
+# ----------------------------------------------------------------------------
+# The zip
+# ----------------------------------------------------------------------------
+
+def grader_files(grader_dir=GRADER_DIR):
+    """{path relative to grader_dir: bytes} of the public grader, sorted."""
+    grader_dir = Path(grader_dir)
+    out = {}
+    for folder, subfolders, names in os.walk(grader_dir):
+        relative_folder = os.path.relpath(folder, grader_dir).replace(os.sep, "/")
+        prefix = "" if relative_folder == "." else relative_folder + "/"
+        subfolders[:] = [d for d in subfolders if prefix + d not in GRADER_EXCLUDED and not _is_junk(d)]
+        for name in names:
+            if prefix + name not in GRADER_EXCLUDED and not _is_junk(name):
+                out[prefix + name] = (Path(folder) / name).read_bytes()
+    return dict(sorted(out.items()))
+
+
+def _is_junk(name):
+    return any(fnmatch.fnmatch(name, pattern) for pattern in JUNK)
+
+
+def zip_bytes(handout, grader_dir=GRADER_DIR):
+    """The handout zip: assignments/ files, requirements.txt and the public
+    grader under ZIP_FOLDER/, with fixed order, dates and permissions."""
+    members = {f"{ZIP_FOLDER}/{path}": data for path, data in handout.files.items()}
+    members[f"{ZIP_FOLDER}/requirements.txt"] = STUDENT_REQUIREMENTS.encode("utf-8")
+    for path, data in grader_files(grader_dir).items():
+        members[f"{ZIP_FOLDER}/autograder/{path}"] = data
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.create_system = 3                     # Unix, so that the mode bits apply
+            info.external_attr = 0o100644 << 16        # regular file, rw-r--r--
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, members[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------
+# Writing, and the checks
+# ----------------------------------------------------------------------------
+
+def build(solutions_dir, assignments_dir, zip_path, grader_dir=GRADER_DIR):
+    """Generate, leak-check, then replace assignments_dir and zip_path.
+
+    On any problem raise HandoutError and leave both untouched.
+    """
+    assignments_dir, zip_path = Path(assignments_dir), Path(zip_path)
+    handout = generate(solutions_dir, grader_dir)
+    archive = zip_bytes(handout, grader_dir)
+    leaks = (find_leaks(handout.secrets, {f"{_display(assignments_dir)}/{path}": text for path, text
+                                          in _texts(handout.files).items()})
+             + find_leaks(handout.secrets, zip_texts(archive, label=_display(zip_path))))
+    if leaks:
+        raise HandoutError("solution lines would leak into the handout:\n  " + "\n  ".join(leaks))
+
+    assignments_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{assignments_dir.name}-", suffix=".tmp",
+                                    dir=assignments_dir.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; it becomes assignments/
+    try:
+        for path, data in handout.files.items():
+            (staging / path).parent.mkdir(parents=True, exist_ok=True)
+            (staging / path).write_bytes(data)
+        _swap_in(staging, assignments_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = zip_path.with_name(zip_path.name + ".tmp")
+    partial.write_bytes(archive)
+    os.replace(partial, zip_path)
+    return handout
+
+
+def _swap_in(new_dir, target):
+    """Replace folder target by new_dir, moving KEPT_ON_REBUILD entries over."""
+    if not target.exists():
+        os.rename(new_dir, target)
+        return
+    old = target.with_name(f".{target.name}-old.tmp")
+    if old.exists():
+        raise HandoutError(f"{_display(old)}: left by an interrupted build; move out anything "
+                           f"you want to keep (such as {', '.join(KEPT_ON_REBUILD)}), delete it "
+                           "and build again")
+    os.rename(target, old)
+    os.rename(new_dir, target)
+    for kept in KEPT_ON_REBUILD:
+        if (old / kept).exists():
+            (target / kept).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(old / kept, target / kept)
+    shutil.rmtree(old)
+
+
+def check_sync(handout, assignments_dir):
+    """Differences between the generated handout and assignments_dir, one line each."""
+    on_disk = _tree_files(Path(assignments_dir))
+    problems = []
+    for path in sorted(set(handout.files) | set(on_disk)):
+        if path not in on_disk:
+            problems.append(f"missing: {path}")
+        elif path not in handout.files:
+            problems.append(f"not generated from solutions/ (remove it): {path}")
+        elif on_disk[path] != handout.files[path]:
+            problems.append(f"differs: {path}")
+    if problems:
+        problems.append("run `make handout` (python -m autograder handout) to regenerate")
+    return problems
+
+
+def _tree_files(folder):
+    """{relative path: bytes} of folder, without KEPT_ON_REBUILD and JUNK entries."""
+    out = {}
+    for current, subfolders, names in os.walk(folder):
+        relative_folder = os.path.relpath(current, folder).replace(os.sep, "/")
+        prefix = "" if relative_folder == "." else relative_folder + "/"
+        subfolders[:] = [d for d in subfolders if prefix + d not in KEPT_ON_REBUILD and not _is_junk(d)]
+        for name in names:
+            if not _is_junk(name):
+                out[prefix + name] = (Path(current) / name).read_bytes()
+    return out
+
+
+def _tree_texts(folder):
+    return {f"{_display(Path(folder))}/{path}": text
+            for path, text in _texts(_tree_files(Path(folder))).items()}
+
+
+def zip_texts(archive, label="handout.zip"):
+    """{'label:member': searchable text} of a zip given as bytes."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        files = {name: opened.read(name) for name in opened.namelist()}
+    return {f"{label}:{name}": text for name, text in _texts(files).items()}
+
+
+def _texts(files):
+    """Searchable text of each file: a notebook's cell sources, else the decoded bytes."""
+    out = {}
+    for path, data in files.items():
+        text = data.decode("utf-8", errors="replace")
+        if path.endswith(".ipynb"):
+            try:
+                text = "\n".join("".join(cell.get("source", ""))
+                                 for cell in json.loads(text).get("cells", []))
+            except (ValueError, AttributeError):
+                pass  # not a valid notebook: search its raw text
+        out[path] = text
+    return out
+
+
+def find_leaks(secrets, texts):
+    """'file: line (from where)' for every secret line occurring in texts."""
+    leaks = []
+    for path, text in texts.items():
+        for line, origin in secrets.items():
+            if _occurs(line, text):
+                leaks.append(f"{path}: {line!r} (solution line from {origin})")
+    return leaks
+
+
+def _occurs(line, text):
+    """Whether line occurs in text, not as part of a longer name."""
+    pattern = re.escape(line)
+    if re.match(r"\w", line):
+        pattern = r"(?<!\w)" + pattern
+    if re.search(r"\w$", line):
+        pattern += r"(?!\w)"
+    return re.search(pattern, text) is not None
+
+
+def _display(path):
+    """path relative to the current folder when inside it, for messages."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -40,6 +40,7 @@ class GradingContext:
     cases_dir: Path
     data_dir: str = None          # CIFAR-10 location (--data-dir), for the CNN part
     output_dir: Path = None       # where extra files (plots) may be written next to results.json
+    rubric_path: Path = None      # the rubric file (the CNN part reads its thresholds there)
     leaderboard: list = field(default_factory=list)
     notes: list = field(default_factory=list)    # lines for the top of the results output
 

@@ -1,0 +1,207 @@
+"""The CNN part: grades the PyTorch half of a submission (models.py,
+convnet.pt, fcnet.pt) without importing it.
+
+Two worker jobs (autograder/worker_torch.py runs their steps): the first
+inspects both classes, loads each checkpoint strictly and predicts the
+10,000 test images, sent in an order only the grader knows (it keeps the
+labels and scores the logits itself); the second trains fresh FCNet() and
+ConvNet() with the provided training loop on a fixed subset for the curve
+checks. Accuracy and curve points need the architecture rules met, so a
+rule-breaking model cannot buy points with size.
+"""
+from autograder.parts import CheckResult
+from autograder.parts.cnn import accuracy, architecture, curves
+from autograder.parts.cnn.jobs import (CHECKPOINTS, MODEL_NAMES, MODELS_FILE, curves_job, error_text,
+                                       models_job)
+from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, load_curve_subset,
+                                           load_test_set)
+from autograder.parts.cnn.settings import load_settings
+
+TITLE = "PyTorch models"
+FILES = (MODELS_FILE,) + tuple(CHECKPOINTS.values())
+TIERS = 3
+
+CHECKS = {
+    "convnet_architecture": "ConvNet: 5-8 weight layers, >= 2 conv, parameter budget, (N,3,32,32) -> (N,10)",
+    "fcnet_architecture": "FCNet: Linear weight layers only, parameter budget, (N,3,32,32) -> (N,10)",
+    "convnet_checkpoint": "convnet.pt is a state_dict that loads strictly into ConvNet()",
+    "fcnet_checkpoint": "fcnet.pt is a state_dict that loads strictly into FCNet()",
+    **{f"convnet_accuracy_{tier}": f"ConvNet test accuracy reaches tier {tier}"
+       for tier in range(1, TIERS + 1)},
+    "fcnet_accuracy": "FCNet test accuracy reaches its threshold",
+    "curves_fall": "both training runs lower their loss",
+    "curve_convnet_below_fcnet": "ConvNet's final held-out loss below FCNet's by the margin",
+    "curve_convnet_area": "ConvNet's area under the held-out loss curve below FCNet's",
+    "curve_convnet_band": "ConvNet's curve inside the reference band",
+}
+ACCURACY_CHECKS = {**{f"convnet_accuracy_{tier}": ("ConvNet", tier - 1) for tier in range(1, TIERS + 1)},
+                   "fcnet_accuracy": ("FCNet", None)}
+CURVE_CHECKS = ("curves_fall", "curve_convnet_below_fcnet", "curve_convnet_area", "curve_convnet_band")
+LEADERBOARD_NAME = "ConvNet test accuracy"
+
+
+def grade(ctx, check_ids):
+    settings = load_settings(ctx.rubric_path)
+    submission = ctx.submission
+    if MODELS_FILE not in submission.files:
+        message = submission.missing_message(MODELS_FILE)
+        return {check: CheckResult(0.0, message) for check in check_ids}
+    tiers = [index for check, (_, index) in ACCURACY_CHECKS.items() if index is not None and check in check_ids]
+    if tiers and max(tiers) >= len(settings["convnet_accuracy_tiers"]):
+        raise ValueError(f"rubric check convnet_accuracy_{max(tiers) + 1} has no threshold: add one "
+                         f"to cnn.convnet_accuracy_tiers in the rubric")
+    graded = ModelsGrading(ctx, settings, check_ids)
+    results = graded.run()
+    if any(check in check_ids for check in CURVE_CHECKS):
+        results.update(grade_curves(ctx, settings, graded.architecture_ok))
+    return {check: result for check, result in results.items() if check in check_ids}
+
+
+class ModelsGrading:
+    """Architecture, checkpoint and accuracy checks (the first worker job)."""
+
+    def __init__(self, ctx, settings, check_ids):
+        self.ctx = ctx
+        self.settings = settings
+        self.check_ids = check_ids
+        self.architecture_ok = {}
+
+    def run(self):
+        ctx, submission = self.ctx, self.ctx.submission
+        test_set, data_problem = None, None
+        if any(check in self.check_ids for check in ACCURACY_CHECKS):
+            try:
+                test_set = load_test_set(ctx.data_dir)
+            except DataUnavailable as exc:
+                data_problem = str(exc)
+        present = [name for name in MODEL_NAMES if CHECKPOINTS[name] in submission.files]
+        job, steps = models_job(ctx.sandbox, present, test_set.images if test_set else None)
+        outcome = ctx.run(job).results
+        results = {}
+        for name in MODEL_NAMES:
+            results[f"{name.lower()}_architecture"] = self.architecture(name, outcome[steps[("inspect", name)]])
+            checkpoint, loaded = self.checkpoint(name, outcome.get(steps.get(("load", name))))
+            results[f"{name.lower()}_checkpoint"] = checkpoint
+            score = None
+            if loaded and test_set is not None:
+                score = self.accuracy(name, outcome[steps[("predict", name)]], test_set.labels)
+            for check, (model, tier) in ACCURACY_CHECKS.items():
+                if model == name:
+                    results[check] = self.tier_result(name, tier, checkpoint, loaded, score, data_problem)
+        return results
+
+    def architecture(self, name, result):
+        if not result.ok:
+            text = error_text(result)
+            self.architecture_ok[name] = False
+            return CheckResult(0.0, f"{name}() could not be built and run on a (2, 3, 32, 32) batch: "
+                                    + text.split("\n", 1)[0], text.split("\n")[1:])
+        verdict = architecture.judge(name, result.value, self.settings)
+        self.architecture_ok[name] = verdict.fraction == 1.0
+        return verdict
+
+    def checkpoint(self, name, result):
+        """(CheckResult, loaded?) of one checkpoint file."""
+        file_name = CHECKPOINTS[name]
+        if result is None:
+            return CheckResult(0.0, self.ctx.submission.missing_message(file_name)), False
+        if not result.ok:
+            text = error_text(result)
+            lines = text.split("\n")
+            return CheckResult(0.0, lines[0], lines[1:]), False
+        info = result.value[0] if isinstance(result.value, tuple) else {}
+        note = info.get("note") if isinstance(info, dict) else ""
+        tensors = info.get("tensors") if isinstance(info, dict) else None
+        summary = f"{file_name} loads into {name}() with strict key and shape matching"
+        if isinstance(tensors, float):
+            summary += f" ({int(tensors)} tensors)"
+        return CheckResult(1.0, summary, [note] if note else []), True
+
+    def accuracy(self, name, result, labels):
+        """(accuracy, problem text) or (None, why it was not measured)."""
+        if not result.ok:
+            return None, f"{name} could not predict the test images: {error_text(result)}"
+        value, problem = accuracy.score_logits(result.value, labels)
+        if name == "ConvNet" and self.architecture_ok.get(name):
+            self.ctx.leaderboard.append({"name": LEADERBOARD_NAME, "value": round(100 * value, 2),
+                                         "order": "desc"})
+        return value, problem
+
+    def tier_result(self, name, tier, checkpoint, loaded, score, data_problem):
+        if data_problem:
+            return CheckResult(0.0, "not run: no CIFAR-10 test set for the accuracy checks",
+                               [data_problem])
+        if not loaded:
+            return CheckResult(0.0, f"not run: {checkpoint.summary}")
+        value, problem = score
+        if value is None:
+            lines = problem.split("\n")
+            return CheckResult(0.0, lines[0], lines[1:])
+        threshold = (self.settings["convnet_accuracy_tiers"][tier] if tier is not None
+                     else self.settings["fcnet_accuracy"])
+        if not self.architecture_ok.get(name):
+            return CheckResult(0.0, f"not scored: {name} breaks the architecture rules (see its "
+                                    f"architecture test); its test accuracy is {value:.2%}")
+        return accuracy.judge_tier(name, value, threshold, [problem] if problem else [])
+
+
+def grade_curves(ctx, settings, architecture_ok, protocol=CURVE_PROTOCOL, band_path=curves.BAND_PATH):
+    """The four curve checks: train fresh FCNet() and ConvNet() with the
+    protocol (one worker job), compare the runs and draw them."""
+    broken = [name for name in MODEL_NAMES if not architecture_ok.get(name)]
+    if broken:
+        message = (f"not run: the curves are compared only for models that follow the architecture "
+                   f"rules; fix {' and '.join(broken)} first (see the architecture tests)")
+        return {check: CheckResult(0.0, message) for check in CURVE_CHECKS}
+    try:
+        subset = load_curve_subset(ctx.data_dir, protocol)
+    except DataUnavailable as exc:
+        return {check: CheckResult(0.0, "not run: no CIFAR-10 training images for the curve checks",
+                                   [str(exc)]) for check in CURVE_CHECKS}
+    job, steps = curves_job(ctx.sandbox, subset, protocol)
+    del subset
+    outcome = ctx.run(job).results
+    runs, failures = {}, {}
+    for (name, _), step_id in steps.items():
+        result = outcome[step_id]
+        curve = curves.Curve.from_value(name, result.value) if result.ok else None
+        if curve is None:
+            failures[name] = (f"training {name}() with the provided loop failed: "
+                              + (error_text(result) if not result.ok else "it returned no usable history"))
+        else:
+            runs[name] = curve
+    try:
+        band, band_problem = curves.load_band(band_path, protocol), None
+    except curves.BandError as exc:
+        band, band_problem = None, str(exc)
+    plot_note = _plot(ctx, runs, band)
+    numbers = [curve.describe() for curve in runs.values()] + ([plot_note] if plot_note else [])
+    if failures:
+        first = next(iter(failures.values()))
+        details = [text for text in failures.values() if text != first] + numbers
+        return {check: CheckResult(0.0, first, details) for check in CURVE_CHECKS}
+    fcnet, convnet = runs["FCNet"], runs["ConvNet"]
+    total_steps = protocol["config"]["max_steps"]
+    if band is not None or convnet.problem(total_steps):
+        band_result = curves.judge_band(convnet, band, total_steps)
+    else:
+        band_result = CheckResult(0.0, "The autograder's reference band is unusable; please tell "
+                                       "the course staff.", [band_problem])
+    results = {
+        "curves_fall": curves.judge_fall([fcnet, convnet], settings, total_steps),
+        "curve_convnet_below_fcnet": curves.judge_margin(fcnet, convnet, settings, total_steps),
+        "curve_convnet_area": curves.judge_area(fcnet, convnet, total_steps),
+        "curve_convnet_band": band_result,
+    }
+    for result in results.values():
+        result.details.extend(numbers)
+    return results
+
+
+def _plot(ctx, runs, band):
+    """Draw the curves next to results.json; a note naming the file, or '' when nothing was drawn."""
+    if not runs or ctx.output_dir is None:
+        return ""
+    path = curves.plot(ctx.output_dir / curves.PLOT_NAME, runs.get("FCNet"), runs.get("ConvNet"), band)
+    ctx.notes.append(f"CNN part: loss curves of your FCNet and ConvNet plotted in {path}")
+    return f"plot: {path.name} (next to results.json)"

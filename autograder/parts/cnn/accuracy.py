@@ -1,0 +1,27 @@
+"""Test-set accuracy of the checkpoints, scored in the grader from the
+logits the worker returns (the labels never leave the grader)."""
+import numpy as np
+
+from autograder.parts import CheckResult
+
+
+def score_logits(logits, labels):
+    """(accuracy, problem text or None). Rows with NaN/inf logits count as wrong."""
+    if not isinstance(logits, np.ndarray) or logits.shape != (len(labels), 10):
+        shape = getattr(logits, "shape", type(logits).__name__)
+        return 0.0, f"the predictions have shape {shape}, expected ({len(labels)}, 10)"
+    finite = np.all(np.isfinite(logits), axis=1)
+    correct = (np.argmax(np.where(np.isfinite(logits), logits, -np.inf), axis=1) == labels) & finite
+    problem = None
+    if not finite.all():
+        problem = (f"{int((~finite).sum())} of {len(labels)} images got NaN or infinite logits "
+                   f"(counted as wrong)")
+    return float(correct.mean()), problem
+
+
+def judge_tier(name, accuracy, threshold, extra_lines=()):
+    passed = accuracy >= threshold
+    verdict = "reaches" if passed else "is below"
+    return CheckResult(1.0 if passed else 0.0,
+                       f"{name} test accuracy {accuracy:.2%} {verdict} {threshold:.0%} "
+                       f"(10,000 CIFAR-10 test images)", list(extra_lines))

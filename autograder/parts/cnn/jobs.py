@@ -1,0 +1,69 @@
+"""The worker jobs of the CNN part (autograder/worker_torch.py runs the
+steps): the grader's provided data.py and train.py are loaded as helpers
+``data`` and ``train`` before the submission's models.py."""
+from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, SECONDS
+from autograder.provided import provided_path
+from autograder.sandbox import HERE, Job, StepResult
+
+TORCH_HELPER = HERE / "worker_torch.py"
+MODELS_FILE = "models.py"
+CHECKPOINTS = {"ConvNet": "convnet.pt", "FCNet": "fcnet.pt"}
+MODEL_NAMES = ("ConvNet", "FCNet")
+
+
+def new_job(name, files):
+    job = Job(name, files=[MODELS_FILE] + list(files))
+    job.helper("data", provided_path("data.py"))
+    job.helper("train", provided_path("train.py"))
+    job.helper("cnn", TORCH_HELPER)
+    job.module("models", MODELS_FILE)
+    return job
+
+
+def _scale(sandbox, what):
+    """timeout_scale that gives the call SECONDS[what] of wall time."""
+    return SECONDS[what] / sandbox.call_timeout
+
+
+def models_job(sandbox, checkpoints, test_images):
+    """Inspect both classes, load each present checkpoint and, when
+    test_images is given, predict them. Returns (job, step ids by purpose)."""
+    job = new_job("cnn models", [CHECKPOINTS[name] for name in checkpoints])
+    steps = {}
+    for name in MODEL_NAMES:
+        job.new_unit()
+        steps[("inspect", name)] = job.call("cnn.inspect_model", name,
+                                            timeout_scale=_scale(sandbox, "inspect"))
+    images = job.array(test_images) if test_images is not None else None
+    for name in checkpoints:
+        job.new_unit()
+        loaded = job.call("cnn.load_checkpoint", name, CHECKPOINTS[name], encode="out_cache",
+                          timeout_scale=_scale(sandbox, "load"))
+        steps[("load", name)] = loaded
+        if images is not None:
+            steps[("predict", name)] = job.call("cnn.predict", job.ref(loaded, 1), images,
+                                                timeout_scale=_scale(sandbox, "predict"))
+    return job, steps
+
+
+def curves_job(sandbox, subset, protocol=CURVE_PROTOCOL, seeds=(GRADING_SEED,), models=("FCNet", "ConvNet")):
+    """Train fresh models on the protocol's subset, one unit per (model, seed)."""
+    job = new_job("cnn curves", [])
+    arrays = {key: job.array(value) for key, value in subset.items()}
+    steps = {}
+    for seed in seeds:
+        for name in models:
+            job.new_unit()
+            steps[(name, seed)] = job.call(
+                "cnn.train_curve", name, arrays["x_train"], arrays["y_train"], arrays["x_val"],
+                arrays["y_val"], protocol["config"], seed,
+                timeout_scale=_scale(sandbox, f"train_{name.lower()}"))
+    return job, steps
+
+
+def error_text(result: StepResult):
+    """The worker's message for a failed step, without the helper's exception type."""
+    error = result.error or {}
+    if error.get("type") == "StudentError":
+        return error.get("message", "failed")
+    return result.error_text()

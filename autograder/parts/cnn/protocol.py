@@ -1,0 +1,111 @@
+"""The fixed recipes of the CNN part, shared by grading and by the TA's
+calibration command (autograder/calibrate.py): which images, which training
+settings, which seed, and how long each worker call may take.
+
+Changing CURVE_PROTOCOL invalidates autograder/reference/curve_band.json:
+the grader refuses a band calibrated with another protocol.
+"""
+import math
+import os
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+
+from autograder.provided import load_data_module
+
+# Fresh FCNet() and ConvNet() are trained with train.py's train() and these
+# TrainConfig fields on TRAIN_SIZE training images, evaluated every 50 steps
+# on HELD_OUT_SIZE other training images (both fixed by SUBSET_SEED).
+CURVE_PROTOCOL = {
+    "training_images": 50_000,   # the permutation runs over the whole training set
+    "train_size": 4096,
+    "held_out_size": 1024,
+    "subset_seed": 12345,
+    "config": {"max_steps": 200, "batch_size": 32, "lr": 0.05, "warmup": 0.1,
+               "label_smoothing": 0.0, "augment": False, "precision": "fp32",
+               "eval_every": 50, "weight_decay": 5e-4},
+}
+GRADING_SEED = 0                 # torch.manual_seed before building each model, and the config's seed
+SMOOTHING_WINDOW = 20            # steps averaged into one "smoothed training loss" value
+CHANCE_LOSS = math.log(10)       # cross-entropy of a uniform guess over 10 classes
+
+# Wall-clock seconds one worker call may take (reference on 2 cores: about a
+# quarter of these; Gradescope's default 0.5 vCPU is about twice as slow).
+SECONDS = {"inspect": 60, "load": 60, "predict": 240, "train_fcnet": 180, "train_convnet": 300}
+
+
+class DataUnavailable(Exception):
+    """CIFAR-10 cannot be used; the message names CIFAR10_DIR, --data-dir and make data."""
+
+
+def _data_module_and_folder(data_dir):
+    """The provided data module and the cifar-10-batches-py folder. A folder
+    given by --data-dir or CIFAR10_DIR must hold the data: the grader does not
+    fall back to another copy behind the TA's back."""
+    data = load_data_module()
+    if data_dir:
+        for folder in (data_dir, os.path.join(data_dir, data.FOLDER)):
+            if os.path.isfile(os.path.join(folder, data.TEST_FILE)):
+                return data, folder
+        raise DataUnavailable(
+            f"CIFAR-10 not found in {data_dir} (given by --data-dir or CIFAR10_DIR): no "
+            f"{data.TEST_FILE} there or in its {data.FOLDER} subfolder. Point --data-dir or "
+            f"CIFAR10_DIR at the folder holding {data.FOLDER}, or download it with `make data`.")
+    try:
+        return data, data.find_cifar10(None)
+    except data.DatasetError as exc:
+        raise DataUnavailable(str(exc)) from None
+
+
+@dataclass
+class TestSet:
+    images: np.ndarray            # uint8 (10000, 3, 32, 32), in a secret order
+    labels: np.ndarray            # int64, same order; never leaves the grader
+
+
+def load_test_set(data_dir):
+    """The CIFAR-10 test set, shuffled with an order drawn from the OS's
+    randomness (only this process knows it; accuracy does not depend on it)."""
+    data, folder = _data_module_and_folder(data_dir)
+    try:
+        images, labels = data.load_batch(os.path.join(folder, data.TEST_FILE))
+    except data.DatasetError as exc:
+        raise DataUnavailable(str(exc)) from None
+    order = np.random.default_rng(secrets.randbits(128)).permutation(len(labels))
+    return TestSet(images=np.ascontiguousarray(images[order]), labels=labels[order])
+
+
+def load_curve_subset(data_dir, protocol=CURVE_PROTOCOL):
+    """{'x_train', 'y_train', 'x_val', 'y_val'}: the protocol's images, read
+    one training batch file at a time (never the whole 150 MB set at once)."""
+    data, folder = _data_module_and_folder(data_dir)
+    wanted = np.random.default_rng(protocol["subset_seed"]).permutation(protocol["training_images"])
+    wanted = wanted[:protocol["train_size"] + protocol["held_out_size"]]
+    images = np.empty((len(wanted), 3, 32, 32), dtype=np.uint8)
+    labels = np.empty(len(wanted), dtype=np.int64)
+    start = 0
+    try:
+        for name in data.TRAIN_FILES:
+            batch_images, batch_labels = data.load_batch(os.path.join(folder, name))
+            stop = start + len(batch_labels)
+            positions = np.flatnonzero((wanted >= start) & (wanted < stop))
+            images[positions] = batch_images[wanted[positions] - start]
+            labels[positions] = batch_labels[wanted[positions] - start]
+            start = stop
+            del batch_images, batch_labels     # before the next file is read
+    except data.DatasetError as exc:
+        raise DataUnavailable(str(exc)) from None
+    if start != protocol["training_images"]:
+        raise DataUnavailable(f"{folder}: the training batches hold {start} images, expected "
+                              f"{protocol['training_images']}; re-download CIFAR-10 with `make data`")
+    split = protocol["train_size"]
+    return {"x_train": images[:split], "y_train": labels[:split],
+            "x_val": images[split:], "y_val": labels[split:]}
+
+
+def smoothed(train_loss, steps, window=SMOOTHING_WINDOW):
+    """Mean training loss of the `window` steps up to each step (1-based)."""
+    losses = np.asarray(train_loss, dtype=np.float64)
+    return np.array([losses[max(0, step - window):step].mean() if step <= len(losses) else np.nan
+                     for step in steps])

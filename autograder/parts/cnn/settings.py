@@ -1,0 +1,57 @@
+"""Thresholds of the CNN part: the ``cnn:`` mapping of rubric.yaml, over
+these defaults. Keys: convnet_accuracy_tiers (one accuracy per check
+convnet_accuracy_1, _2, ...), fcnet_accuracy, convnet_weight_layers ([low,
+high]), convnet_max_parameters, fcnet_max_parameters, curve_fall (how much
+losses must drop), curve_margin (ConvNet's final held-out loss below FCNet's
+by at least this)."""
+from pathlib import Path
+
+import yaml
+
+DEFAULTS = {
+    "convnet_accuracy_tiers": [0.65, 0.70, 0.75],
+    "fcnet_accuracy": 0.45,
+    "convnet_weight_layers": [5, 8],
+    "convnet_max_parameters": 1_000_000,
+    "fcnet_max_parameters": 8_000_000,
+    "curve_fall": 0.1,
+    "curve_margin": 0.1,
+}
+
+
+class SettingsError(Exception):
+    pass
+
+
+def load_settings(rubric_path):
+    """DEFAULTS updated with the rubric's ``cnn:`` mapping (when there is one)."""
+    where = f"{rubric_path}: cnn settings (read by autograder/parts/cnn/settings.py)"
+    data = yaml.safe_load(Path(rubric_path).read_text()) if rubric_path else {}
+    given = (data or {}).get("cnn") or {}
+    if not isinstance(given, dict):
+        raise SettingsError(f"{where}: expected a mapping with keys {', '.join(DEFAULTS)}")
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise SettingsError(f"{where}: unknown keys {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
+    settings = dict(DEFAULTS, **given)
+    tiers = settings["convnet_accuracy_tiers"]
+    if not (isinstance(tiers, list) and tiers and all(_fraction(t) for t in tiers)):
+        raise SettingsError(f"{where}: convnet_accuracy_tiers must be a list of accuracies in "
+                            f"(0, 1], got {tiers!r}")
+    if not _fraction(settings["fcnet_accuracy"]):
+        raise SettingsError(f"{where}: fcnet_accuracy must be in (0, 1], got {settings['fcnet_accuracy']!r}")
+    layers = settings["convnet_weight_layers"]
+    if not (isinstance(layers, list) and len(layers) == 2 and all(isinstance(n, int) for n in layers)
+            and 1 <= layers[0] <= layers[1]):
+        raise SettingsError(f"{where}: convnet_weight_layers must be [low, high], got {layers!r}")
+    for key in ("convnet_max_parameters", "fcnet_max_parameters"):
+        if not isinstance(settings[key], int) or settings[key] <= 0:
+            raise SettingsError(f"{where}: {key} must be a positive integer, got {settings[key]!r}")
+    for key in ("curve_fall", "curve_margin"):
+        if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)) or settings[key] < 0:
+            raise SettingsError(f"{where}: {key} must be a number >= 0, got {settings[key]!r}")
+    return settings
+
+
+def _fraction(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1

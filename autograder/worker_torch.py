@@ -1,0 +1,272 @@
+"""Trusted helper loaded by path into the worker for the CNN part (torch and
+numpy; never the autograder package). The worker loads the grader's copies of
+the provided data.py and train.py first (as modules ``data`` and ``train``)
+and then the submission's models.py (as ``models``); the grader calls the
+functions below as job steps and gets back plain data only.
+
+Errors meant for the student are raised as StudentError with a message that
+says what was found and what to do; the worker reports its text.
+"""
+import functools
+import inspect
+import os
+import re
+import sys
+import zipfile
+
+import numpy as np
+import torch
+from torch import nn
+
+# Images per forward pass when evaluating: the reference ConvNet needs about
+# 380 MB more resident memory at 500 than at 100, and is no faster.
+EVAL_BATCH = 100
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+MAX_LISTED = 6
+
+
+class StudentError(Exception):
+    """A problem of the submission, described for the student."""
+
+
+def _single_thread():
+    torch.set_num_threads(1)
+
+
+def _model_class(class_name):
+    module = sys.modules.get("models")
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise StudentError(f"models.py defines no class {class_name}")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise StudentError(f"models.{class_name} must be a subclass of torch.nn.Module, "
+                           f"found a {type(cls).__name__}")
+    return cls
+
+
+def build_model(class_name, seed=0):
+    """A fresh instance of the student's class, built after torch.manual_seed(seed)."""
+    _single_thread()
+    cls = _model_class(class_name)
+    required = [p.name for p in inspect.signature(cls).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if required:
+        raise StudentError(f"{class_name}() must be constructible with no arguments; its __init__ "
+                           f"requires {', '.join(required)} (give them default values)")
+    torch.manual_seed(seed)
+    return cls()
+
+
+def _describe_layer(name, module):
+    if isinstance(module, nn.Conv2d):
+        kernel = "x".join(str(k) for k in module.kernel_size)
+        return f"{name} Conv2d({module.in_channels}->{module.out_channels}, {kernel})"
+    if isinstance(module, nn.Linear):
+        return f"{name} Linear({module.in_features}->{module.out_features})"
+    return f"{name} {type(module).__name__}"
+
+
+def _join(texts, limit=40):
+    """Layer descriptions as one string (the worker caps how many values a result holds)."""
+    more = f"\n(+{len(texts) - limit} more)" if len(texts) > limit else ""
+    return "\n".join(texts[:limit]) + more
+
+
+def inspect_model(class_name):
+    """What the architecture rules look at, as a few plain values: counts of
+    the modules that own parameters by kind (conv = nn.Conv2d, linear =
+    nn.Linear, norm, other_conv = other convolutions, other), their
+    descriptions, the parameter count, and the output of a forward pass in
+    eval mode on a (2, 3, 32, 32) float32 batch."""
+    model = build_model(class_name)
+    kinds = {"conv": [], "linear": [], "norm": [], "other_conv": [], "other": []}
+    texts = []
+    for name, module in model.named_modules():
+        if not any(True for _ in module.parameters(recurse=False)):
+            continue
+        if isinstance(module, nn.Conv2d):
+            kind = "conv"
+        elif isinstance(module, nn.Linear):
+            kind = "linear"
+        elif isinstance(module, NORM_TYPES):
+            kind = "norm"
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            kind = "other_conv"
+        else:
+            kind = "other"
+        text = _describe_layer(name or f"({class_name} itself)", module)
+        kinds[kind].append(text)
+        texts.append(text)
+    report = {kind: len(found) for kind, found in kinds.items()}
+    report.update({
+        "layers_text": _join(texts),
+        "conv_text": _join(kinds["conv"] + kinds["other_conv"], 10),
+        "foreign_text": _join(kinds["other_conv"] + kinds["other"], 10),
+        "parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+    })
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    if not isinstance(out, torch.Tensor):
+        report["output"] = f"a {type(out).__name__}, not a tensor"
+    else:
+        report["output_shape"] = list(out.shape)
+        report["output_dtype"] = str(out.dtype).replace("torch.", "")
+        report["output_finite"] = bool(torch.isfinite(out).all()) if out.is_floating_point() else True
+    return report
+
+
+# -- checkpoints ---------------------------------------------------------------------
+
+SAVE_HINT = "save it with torch.save(model.state_dict(), '{file}')"
+
+
+def _is_torchscript(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+def _load_state_dict(path, file_name):
+    hint = SAVE_HINT.format(file=file_name)
+    if os.path.getsize(path) == 0:
+        raise StudentError(f"{file_name} is empty; {hint}")
+    with open(path, "rb") as handle:
+        first = handle.read(1)
+    # torch.save writes a zip archive (or, in its legacy format, a pickle, which starts with 0x80).
+    if not zipfile.is_zipfile(path) and first != b"\x80":
+        raise StudentError(f"{file_name} is not a file torch.save wrote; {hint}")
+    if _is_torchscript(path):
+        raise StudentError(f"{file_name} is a TorchScript archive (torch.jit.save); the grader "
+                           f"loads plain state_dict files only: {hint}")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # the unpickler's errors vary; all mean the same to the student
+        text = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found or "Unsupported global" in text or "Weights only load failed" in text:
+            what = f" (it refers to {found.group(1)})" if found else ""
+            raise StudentError(
+                f"{file_name} stores Python objects, not just tensors{what}: it looks like the "
+                f"whole model was saved with torch.save(model, ...). Save model.state_dict(), "
+                f"not the model: {hint}") from None
+        raise StudentError(f"{file_name} is not a file torch.save wrote ({type(exc).__name__}: "
+                           f"{text.splitlines()[0] if text else ''}); {hint}") from None
+    if not isinstance(state, dict):
+        raise StudentError(f"{file_name} holds a {type(state).__name__}, not a state_dict; {hint}")
+    not_tensors = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        nested = [key for key in not_tensors if isinstance(state[key], dict)]
+        what = (f"a dict with entries {sorted(map(str, state))[:MAX_LISTED]} (a training checkpoint "
+                f"with the weights nested under {nested[0]!r}?)" if nested
+                else f"entries that are not tensors: {not_tensors[:MAX_LISTED]}")
+        raise StudentError(f"{file_name} is not a plain state_dict: it holds {what}; {hint}")
+    return state
+
+
+def _location_note(path, file_name):
+    """A note when the file was saved from a GPU (loading maps it to the CPU)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickled = next((archive.read(n) for n in archive.namelist() if n.endswith("/data.pkl")), b"")
+    except (zipfile.BadZipFile, OSError):
+        return ""
+    if b"cuda" in pickled:
+        return (f"{file_name} was saved from a GPU; it was loaded onto the CPU (map_location='cpu'). "
+                f"Nothing to fix; model.cpu() before saving avoids the GPU dependency.")
+    return ""
+
+
+def _key_problems(model, state, class_name, file_name):
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shapes = [f"{k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
+                    for k in expected if k in state and state[k].shape != expected[k].shape]
+    if not (missing or unexpected or wrong_shapes):
+        return None
+    lines = [f"{file_name} does not fit the {class_name} class in models.py:"]
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                         ("wrong shapes", wrong_shapes)):
+        if items:
+            more = f" (+{len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else ""
+            lines.append(f"  {label} ({len(items)}): {', '.join(items[:MAX_LISTED])}{more}")
+    prefixes = {"module.": "nn.DataParallel", "_orig_mod.": "torch.compile"}
+    for prefix, cause in prefixes.items():
+        if unexpected and all(k.startswith(prefix) for k in unexpected):
+            lines.append(f"  every key starts with {prefix!r}: the state_dict of a {cause} wrapper "
+                         f"was saved; save the inner model's state_dict instead")
+    lines.append(f"  Save the state_dict of a {class_name}() built from the models.py you submit "
+                 f"(did the class change after training?).")
+    return "\n".join(lines)
+
+
+def load_checkpoint(class_name, file_name):
+    """(info, model): the student's class with the checkpoint loaded strictly.
+    info has 'tensors', 'parameters' and 'note'."""
+    model = build_model(class_name)
+    path = os.path.join(os.getcwd(), file_name)
+    state = _load_state_dict(path, file_name)
+    problems = _key_problems(model, state, class_name, file_name)
+    if problems:
+        raise StudentError(problems)
+    not_finite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if not_finite:
+        raise StudentError(f"{file_name} has NaN or infinite values in {len(not_finite)} tensors "
+                           f"({', '.join(not_finite[:MAX_LISTED])}): training diverged before it was "
+                           f"saved. Retrain (e.g. with a lower learning rate) and save a model whose "
+                           f"loss stayed finite.")
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    info = {"tensors": len(state), "parameters": int(sum(p.numel() for p in model.parameters())),
+            "note": _location_note(path, file_name)}
+    return info, model
+
+
+def predict(model, images):
+    """Logits (N, 10) float32 of the loaded model on uint8 images (N, 3, 32, 32),
+    normalized with the provided data.normalize, in float32."""
+    _single_thread()
+    normalize = sys.modules["data"].normalize
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(images), EVAL_BATCH):
+            batch = images[start:start + EVAL_BATCH]
+            out = model(normalize(batch))
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(batch), 10):
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise StudentError(f"the model returned {shape} for a batch of {len(batch)} "
+                                   f"images; expected logits of shape ({len(batch)}, 10)")
+            outputs.append(out.detach().float().numpy())
+    return np.concatenate(outputs)
+
+
+# -- training curves -------------------------------------------------------------------
+
+def train_curve(class_name, x_train, y_train, x_val, y_val, config, seed):
+    """Train a fresh class_name() with the provided train.train and config
+    (TrainConfig fields) on the given subset. Returns per-step training loss,
+    held-out loss at each evaluation, and the divergence step (0: none)."""
+    _single_thread()
+    train = sys.modules["train"]
+    model = build_model(class_name, seed)
+    data = {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val}
+    # train.train evaluates the held-out images with evaluate()'s default batch
+    # of 500; the smaller batch keeps the worker within the memory budget.
+    evaluate = train.evaluate
+    train.evaluate = functools.partial(evaluate, batch_size=EVAL_BATCH)
+    try:
+        history = train.train(model, data, train.TrainConfig(**dict(config, seed=seed)), progress=False)
+    finally:
+        train.evaluate = evaluate
+    return {"train_loss": np.array(history["train_loss"], dtype=np.float64),
+            "val_step": np.array([v["step"] for v in history["val"]], dtype=np.int64),
+            "val_loss": np.array([v["loss"] for v in history["val"]], dtype=np.float64),
+            "diverged_at_step": int(history.get("diverged_at_step", 0)),
+            "parameters": int(history["parameters"])}

@@ -1,0 +1,573 @@
+"""The CNN part of the grader (issue #5): architecture rules, checkpoint
+loading, test-set accuracy tiers, the FCNet-vs-ConvNet loss curves, and what
+happens without a data set.
+
+The reference is graded once on the real CIFAR-10 (module fixture, slow).
+Everything else uses small stand-ins: rubrics restricted to the checks a test
+is about, synthetic data sets in the real file format, and a short curve
+protocol, so each of these tests takes a few seconds.
+"""
+import importlib.util
+import json
+import pickle
+import shutil
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from autograder import cli, provided
+from autograder.parts import GradingContext
+from autograder.parts.cnn import CURVE_CHECKS, grade_curves
+from autograder.parts.cnn import curves as curve_checks
+from autograder.parts.cnn.jobs import error_text, new_job
+from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL
+from autograder.parts.cnn.settings import DEFAULTS, SettingsError, load_settings
+from autograder.results import validate
+from autograder.rubric import RUBRIC_PATH, load_rubric
+from autograder.sandbox import Sandbox
+from autograder.submission import find_submission
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = REPO / "solutions" / "cnn"
+RUBRIC = yaml.safe_load(RUBRIC_PATH.read_text())
+
+# Small models in the shape of a student's models.py; {convnet} is replaced by a ConvNet class.
+SMALL_MODELS = '''
+import torch
+from torch import nn
+
+
+class FCNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 32), nn.ReLU(),
+                                    nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.layers(x)
+
+{convnet}
+'''
+
+SMALL_CONVNET = '''
+class ConvNet(nn.Module):
+    def __init__(self, n_conv=4, extra_linear=0):
+        super().__init__()
+        layers, channels = [], 3
+        for _ in range(n_conv):
+            layers += [nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+            channels = 8
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
+        self.head = nn.Sequential(*[nn.Linear(128, 128) for _ in range(extra_linear)], nn.Linear(128, 10))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+'''
+
+
+def write_models(folder, convnet=SMALL_CONVNET, extra=""):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = SMALL_MODELS.replace("{convnet}", textwrap.dedent(convnet)) + textwrap.dedent(extra)
+    (folder / "models.py").write_text(source)
+    return folder
+
+
+def load_models_module(folder, name):
+    """The models.py of folder as module `name` of this test process (to build
+    checkpoints; registered in sys.modules so that whole models can be pickled)."""
+    spec = importlib.util.spec_from_file_location(name, Path(folder) / "models.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def restricted_rubric(tmp_path, checks, layer_checks=()):
+    """A rubric file with only the given CNN (and layer) checks, same numbers and points."""
+    tests = [t for t in RUBRIC["tests"]
+             if (t["part"] == "cnn" and t["check"] in checks) or
+             (t["part"] == "layers" and t["check"] in layer_checks)]
+    path = tmp_path / "rubric.yaml"
+    path.write_text(yaml.safe_dump({"tests": tests, "cnn": RUBRIC["cnn"]}))
+    return path
+
+
+def grade(folder, tmp_path, rubric, data_dir=None, part="cnn"):
+    results_path = tmp_path / "results" / "results.json"
+    argv = ["grade", str(folder), "--results", str(results_path), "--part", part, "--rubric", str(rubric)]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    assert cli.main(argv) == 0
+    results = json.loads(results_path.read_text())
+    validate(results)
+    return results
+
+
+def by_check(results, rubric_path):
+    """{check id: test} of a results.json graded with rubric_path."""
+    number_to_check = {e.number: e.check for e in load_rubric(rubric_path)}
+    return {number_to_check[t["number"]]: t for t in results["tests"] if t["number"] in number_to_check}
+
+
+def write_batch(path, images, labels):
+    with open(path, "wb") as handle:
+        pickle.dump({b"data": images.reshape(len(images), -1), b"labels": [int(v) for v in labels]}, handle)
+
+
+def synthetic_images(labels, seed):
+    """Images a small model can learn in a few steps: noise plus a bright
+    square whose position encodes the label."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 120, size=(len(labels), 3, 32, 32), dtype=np.uint8)
+    for index, label in enumerate(labels):
+        row, col = divmod(int(label), 4)
+        images[index, :, row * 8:row * 8 + 8, col * 8:col * 8 + 8] = 250
+    return images
+
+
+def synthetic_cifar(folder, train_per_batch=0, test_images=None, test_labels=None, seed=0):
+    """A cifar-10-batches-py folder with learnable synthetic data."""
+    folder = Path(folder) / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    if test_images is None:
+        test_labels = rng.integers(0, 10, 200)
+        test_images = synthetic_images(test_labels, seed + 1)
+    write_batch(folder / "test_batch", test_images, test_labels)
+    for index in range(1, 6):
+        if train_per_batch:
+            labels = rng.integers(0, 10, train_per_batch)
+            write_batch(folder / f"data_batch_{index}", synthetic_images(labels, seed + 10 + index), labels)
+    return folder.parent
+
+
+# -- the reference on the real data -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reference_results(cifar10_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference")
+    results_path = folder / "results.json"
+    status = cli.main(["grade", str(REFERENCE_DIR), "--results", str(results_path), "--part", "cnn",
+                       "--data-dir", str(cifar10_dir)])
+    assert status == 0
+    results = json.loads(results_path.read_text())
+    validate(results)
+    return results, folder
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
+    results, folder = reference_results
+    cnn_tests = [t for t in results["tests"] if t["max_score"] > 0]
+    assert len(cnn_tests) == 12
+    failed = {t["name"]: t["output"] for t in cnn_tests if t["status"] != "passed"}
+    assert not failed
+    assert results["score"] == 40
+    [entry] = results["leaderboard"]
+    assert entry["name"] == "ConvNet test accuracy" and entry["order"] == "desc"
+    assert 86.0 <= entry["value"] <= 89.0          # the reference ConvNet: 87.55 %
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_results):
+    results, folder = reference_results
+    outputs = {t["number"]: t["output"] for t in results["tests"]}
+    assert "ConvNet test accuracy 87." in outputs["6.1"]
+    assert "FCNet test accuracy 5" in outputs["6.4"]
+    assert "final held-out loss: ConvNet 1.4" in outputs["7.2"]
+    assert "held-out loss by step {50:" in outputs["7.4"]
+    plot = folder / curve_checks.PLOT_NAME
+    assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(plot) in results["output"]
+
+
+# -- architecture ---------------------------------------------------------------------------
+
+NINE_LAYER_CONVNET = SMALL_CONVNET.replace("def __init__(self, n_conv=4, extra_linear=0)",
+                                           "def __init__(self, n_conv=7, extra_linear=1)")
+CONV_FCNET = '''
+class FCNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 32 * 32, 10)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))
+'''
+
+
+def test_nine_weight_layer_convnet_and_fcnet_with_conv_fail_architecture_with_the_layer_list(tmp_path):
+    folder = write_models(tmp_path / "sub", convnet=NINE_LAYER_CONVNET, extra=CONV_FCNET)
+    rubric = restricted_rubric(tmp_path, {"convnet_architecture", "fcnet_architecture"})
+    tests = by_check(grade(folder, tmp_path, rubric), rubric)
+    convnet, fcnet = tests["convnet_architecture"], tests["fcnet_architecture"]
+    assert convnet["score"] == 0 and fcnet["score"] == 0
+    assert convnet["output"].startswith("ConvNet has 9 weight layers (Conv2d x7, Linear x2); "
+                                        "it must have 5 to 8")
+    assert "features.18 Conv2d(8->8, 3x3)" in convnet["output"] and "head.1 Linear(128->10)" in convnet["output"]
+    assert fcnet["output"].startswith("FCNet must use nn.Linear weight layers only; found "
+                                      "convolutions: conv Conv2d(3->4, 3x3)")
+    assert "fc Linear(4096->10)" in fcnet["output"]
+
+
+def test_rules_in_bounds_pass_and_budget_shape_and_constructor_problems_are_named(tmp_path):
+    good = write_models(tmp_path / "good")
+    rubric = restricted_rubric(tmp_path, {"convnet_architecture", "fcnet_architecture"})
+    tests = by_check(grade(good, tmp_path, rubric), rubric)
+    assert tests["convnet_architecture"]["score"] == 4 and tests["fcnet_architecture"]["score"] == 2
+    assert "5 weight layers (Conv2d x4, Linear x1)" in tests["convnet_architecture"]["output"]
+
+    odd = write_models(tmp_path / "odd", convnet='''
+        class ConvNet(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+        ''', extra='''
+        class FCNet(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3 * 32 * 32, 4000)
+
+            def forward(self, x):
+                return self.fc(x.flatten(1))[:, :7].double()
+        ''')
+    tests = by_check(grade(odd, tmp_path, rubric), rubric)
+    assert ("ConvNet() must be constructible with no arguments; its __init__ requires width"
+            in tests["convnet_architecture"]["output"])
+    fc_output = tests["fcnet_architecture"]["output"]
+    assert tests["fcnet_architecture"]["score"] == 0
+    assert "maps a (2, 3, 32, 32) batch to shape (2, 7); expected (2, 10)" in fc_output
+
+
+def test_parameter_budget_comes_from_the_rubric_settings(tmp_path):
+    folder = write_models(tmp_path / "sub")
+    rubric = restricted_rubric(tmp_path, {"convnet_architecture"})
+    data = yaml.safe_load(rubric.read_text())
+    data["cnn"]["convnet_max_parameters"] = 1000
+    rubric.write_text(yaml.safe_dump(data))
+    [test] = grade(folder, tmp_path, rubric)["tests"]
+    assert test["score"] == 0 and "parameters; the limit is 1,000" in test["output"]
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+def gpu_saved(state_dict, path):
+    """A state_dict file as torch.save writes it on a GPU machine: the same
+    archive with every storage located on 'cuda:0' (this machine has no GPU)."""
+    torch.save(state_dict, path)
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    cpu, cuda = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in members:
+            if info.filename.endswith("/data.pkl"):
+                assert cpu in data
+                data = data.replace(cpu, cuda)
+            archive.writestr(info, data)
+
+
+def malformed_checkpoints(folder):
+    """{file name: (what it is, expected message fragment)} written into folder."""
+    models = load_models_module(folder, "ckpt_models")
+    torch.manual_seed(0)
+    good = models.ConvNet().state_dict()
+    files = {}
+
+    def add(name, fragment, write):
+        write(folder / name)
+        files[name] = fragment
+
+    add("whole.pt", "Save model.state_dict(), not the model", lambda p: torch.save(models.ConvNet(), p))
+    add("script.pt", "is a TorchScript archive", lambda p: torch.jit.save(torch.jit.script(models.FCNet()), p))
+    add("missing_keys.pt", "missing keys (2): head.0.weight, head.0.bias",
+        lambda p: torch.save({k: v for k, v in good.items() if not k.startswith("head.")}, p))
+    add("parallel.pt", "every key starts with 'module.'",
+        lambda p: torch.save({f"module.{k}": v for k, v in good.items()}, p))
+    add("shapes.pt", "wrong shapes (1): head.0.weight: file (10, 64), model (10, 128)",
+        lambda p: torch.save(dict(good, **{"head.0.weight": torch.zeros(10, 64)}), p))
+    add("nan.pt", "has NaN or infinite values in 1 tensors (head.0.bias)",
+        lambda p: torch.save(dict(good, **{"head.0.bias": torch.full((10,), float("nan"))}), p))
+    add("nested.pt", "a training checkpoint with the weights nested under 'model_state_dict'",
+        lambda p: torch.save({"epoch": 3, "model_state_dict": good}, p))
+    add("garbage.pt", "is not a file torch.save wrote", lambda p: p.write_bytes(b"not a checkpoint" * 10))
+    add("empty.pt", "is empty", lambda p: p.write_bytes(b""))
+    return files
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
+def test_each_malformed_checkpoint_gets_a_message_saying_what_to_fix(tmp_path):
+    folder = write_models(tmp_path / "sub")
+    files = malformed_checkpoints(folder)
+    models = load_models_module(folder, "gpu_models")
+    gpu_saved(models.ConvNet().state_dict(), folder / "gpu.pt")
+    job = new_job("checkpoints", list(files) + ["gpu.pt"])
+    steps = {}
+    for name in list(files) + ["gpu.pt"]:
+        job.new_unit()
+        steps[name] = job.call("cnn.load_checkpoint", "ConvNet", name, encode="out_cache", timeout_scale=3)
+    submission = {name: str(folder / name) for name in list(files) + ["gpu.pt", "models.py"]}
+    outcome = Sandbox().run(job, submission).results
+    for name, fragment in files.items():
+        result = outcome[steps[name]]
+        assert not result.ok, name
+        message = error_text(result)
+        assert fragment in message, f"{name}: {message}"
+        assert "save" in message.lower(), f"{name}: the message must say how to save it: {message}"
+    gpu = outcome[steps["gpu.pt"]]
+    assert gpu.ok, error_text(gpu)
+    assert "saved from a GPU" in gpu.value[0]["note"]
+
+
+def test_missing_oversize_and_pickled_checkpoints_in_a_graded_submission(tmp_path):
+    folder = write_models(tmp_path / "sub")
+    models = load_models_module(folder, "graded_models")
+    torch.save(models.FCNet(), folder / "fcnet.pt")                 # the whole model
+    with open(folder / "convnet.pt", "wb") as handle:               # sparse, over the cap
+        handle.truncate(50_000_001)
+    rubric = restricted_rubric(tmp_path, {"convnet_checkpoint", "fcnet_checkpoint", "convnet_accuracy_1"})
+    tests = by_check(grade(folder, tmp_path, rubric, data_dir=synthetic_cifar(tmp_path / "data")), rubric)
+    assert tests["convnet_checkpoint"]["score"] == 0
+    assert "convnet.pt is larger than the 50,000,000 bytes allowed" in tests["convnet_checkpoint"]["output"]
+    assert tests["convnet_accuracy_1"]["output"].startswith("not run: convnet.pt is larger")
+    assert "Save model.state_dict(), not the model" in tests["fcnet_checkpoint"]["output"]
+
+    (folder / "convnet.pt").unlink()
+    tests = by_check(grade(folder, tmp_path, rubric, data_dir=synthetic_cifar(tmp_path / "data2")), rubric)
+    assert "convnet.pt was not found in the submission" in tests["convnet_checkpoint"]["output"]
+
+
+# -- accuracy --------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_accuracy_is_scored_by_the_grader_and_an_untrained_checkpoint_fails_every_tier(tmp_path):
+    """Test labels are the reference ConvNet's own predictions on synthetic
+    images: the reference checkpoint scores 100 %, an untrained ConvNet ~10 %.
+    That also shows the grader keeps the labels aligned with the images it
+    shuffled."""
+    reference = load_models_module(REFERENCE_DIR, "accuracy_reference_models")
+    convnet = reference.ConvNet()
+    convnet.load_state_dict(torch.load(REFERENCE_DIR / "convnet.pt", weights_only=True))
+    convnet.eval()
+    images = synthetic_images(np.arange(300) % 10, seed=5)
+    data = provided.load_data_module()
+    with torch.no_grad():
+        labels = convnet(data.normalize(images)).argmax(1).numpy()
+    assert len(set(labels.tolist())) >= 3, "degenerate labels would make this test weak"
+    data_dir = synthetic_cifar(tmp_path / "data", test_images=images, test_labels=labels)
+
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    for name in ("models.py", "convnet.pt"):
+        shutil.copy(REFERENCE_DIR / name, trained / name)
+    untrained = tmp_path / "untrained"
+    shutil.copytree(trained, untrained)
+    torch.manual_seed(1)
+    torch.save(reference.ConvNet().state_dict(), untrained / "convnet.pt")
+
+    checks = {"convnet_checkpoint", "convnet_accuracy_1", "convnet_accuracy_2", "convnet_accuracy_3"}
+    rubric = restricted_rubric(tmp_path, checks | {"convnet_architecture"})
+    good = grade(trained, tmp_path, rubric, data_dir=data_dir)
+    assert [t["score"] for t in good["tests"]] == [4, 2, 4, 4, 4]
+    assert good["leaderboard"] == [{"name": "ConvNet test accuracy", "value": 100.0, "order": "desc"}]
+
+    bad = by_check(grade(untrained, tmp_path, rubric, data_dir=data_dir), rubric)
+    assert bad["convnet_checkpoint"]["score"] == 2
+    for tier, threshold in zip((1, 2, 3), ("65%", "70%", "75%")):
+        test = bad[f"convnet_accuracy_{tier}"]
+        assert test["score"] == 0 and f"is below {threshold}" in test["output"], test["output"]
+
+
+def test_accuracy_is_not_scored_for_a_model_that_breaks_the_rules(tmp_path):
+    folder = write_models(tmp_path / "sub", convnet=NINE_LAYER_CONVNET)
+    models = load_models_module(folder, "rule_breaking_models")
+    torch.save(models.ConvNet().state_dict(), folder / "convnet.pt")
+    rubric = restricted_rubric(tmp_path, {"convnet_architecture", "convnet_accuracy_1"})
+    tests = by_check(grade(folder, tmp_path, rubric, data_dir=synthetic_cifar(tmp_path / "data")), rubric)
+    assert tests["convnet_accuracy_1"]["score"] == 0
+    assert tests["convnet_accuracy_1"]["output"].startswith("not scored: ConvNet breaks the architecture rules")
+
+
+def test_without_a_data_set_data_checks_fail_with_directions_and_the_rest_still_scores(tmp_path, monkeypatch):
+    # The grader's provided code in a folder without data/ next to it, and no CIFAR10_DIR.
+    copy = tmp_path / "provided"
+    copy.mkdir()
+    for name in provided.PROVIDED_FILES:
+        shutil.copy(REFERENCE_DIR / name, copy / name)
+    monkeypatch.setattr(provided, "COPY_DIR", copy)
+    monkeypatch.delenv("CIFAR10_DIR", raising=False)
+    rubric = restricted_rubric(tmp_path, {"convnet_architecture", "fcnet_checkpoint", "convnet_accuracy_1",
+                                          "curves_fall"}, layer_checks={"max_pool_forward"})
+    tests = by_check(grade(REFERENCE_DIR, tmp_path, rubric, part="all"), rubric)
+    assert tests["max_pool_forward"]["score"] == 3
+    assert tests["convnet_architecture"]["score"] == 4 and tests["fcnet_checkpoint"]["score"] == 2
+    for check in ("convnet_accuracy_1", "curves_fall"):
+        output = tests[check]["output"]
+        assert tests[check]["score"] == 0 and output.startswith("not run: no CIFAR-10")
+        assert "CIFAR10_DIR" in output and "--data-dir" in output and "make data" in output
+
+
+def test_a_data_dir_without_the_data_is_reported_not_replaced_by_another_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFAR10_DIR", str(synthetic_cifar(tmp_path / "elsewhere")))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rubric = restricted_rubric(tmp_path, {"convnet_accuracy_1"})
+    [test] = grade(REFERENCE_DIR, tmp_path, rubric, data_dir=empty)["tests"]
+    assert test["score"] == 0 and f"CIFAR-10 not found in {empty}" in test["output"]
+
+
+def test_missing_models_file_fails_every_cnn_check_with_its_name(tmp_path):
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "layers.py").write_text("")
+    rubric = restricted_rubric(tmp_path, {"convnet_architecture", "fcnet_accuracy", "curves_fall"})
+    results = grade(folder, tmp_path, rubric)
+    assert len(results["tests"]) == 3
+    assert all(t["score"] == 0 and "models.py was not found" in t["output"] for t in results["tests"])
+
+
+# -- loss curves on a short protocol ------------------------------------------------------------
+
+SHORT_PROTOCOL = {
+    "training_images": 5 * 60, "train_size": 192, "held_out_size": 64, "subset_seed": 3,
+    "config": {"max_steps": 36, "batch_size": 16, "lr": 0.05, "warmup": 0.1, "label_smoothing": 0.0,
+               "augment": False, "precision": "fp32", "eval_every": 12, "weight_decay": 5e-4},
+}
+CONSTANT_CONVNET = SMALL_CONVNET + '''
+    def forward(self, x):   # ignores the image: nothing to learn
+        return self.head(self.features(x)) * 0.0
+'''
+DIVERGING_CONVNET = SMALL_CONVNET + '''
+    def forward(self, x):   # logits scaled so far up that SGD overflows to inf and NaN
+        return self.head(self.features(x)) * 1e30
+'''
+
+
+@pytest.fixture(scope="module")
+def curve_data(tmp_path_factory):
+    return synthetic_cifar(tmp_path_factory.mktemp("curve-data"), train_per_batch=60, seed=7)
+
+
+def run_curves(folder, data_dir, tmp_path, band_path=None):
+    settings = load_settings(RUBRIC_PATH)
+    ctx = GradingContext(submission=find_submission(folder), sandbox=Sandbox(), cases_dir=None,
+                         data_dir=str(data_dir), output_dir=tmp_path)
+    return grade_curves(ctx, settings, {"ConvNet": True, "FCNet": True}, protocol=SHORT_PROTOCOL,
+                        band_path=band_path or tmp_path / "no-band.json")
+
+
+@pytest.mark.slow
+def test_small_models_that_learn_pass_the_comparison_checks(tmp_path, curve_data):
+    results = run_curves(write_models(tmp_path / "sub"), curve_data, tmp_path)
+    assert results["curves_fall"].fraction == 1.0, results["curves_fall"]
+    assert results["curve_convnet_area"].summary.startswith("area under the held-out loss curve")
+    # No band for this protocol: the band check says so instead of guessing.
+    assert "reference band is unusable" in results["curve_convnet_band"].summary
+    assert (tmp_path / curve_checks.PLOT_NAME).is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.slow
+@pytest.mark.parametrize("convnet, expected", [
+    (CONSTANT_CONVNET, "ConvNet does not learn: smoothed training loss went from 2.303"),
+    (DIVERGING_CONVNET, "ConvNet's training loss became NaN or infinite at step"),
+])
+def test_a_model_that_does_not_learn_or_diverges_fails_the_curve_checks(tmp_path, curve_data, convnet, expected):
+    results = run_curves(write_models(tmp_path / "sub", convnet=convnet), curve_data, tmp_path)
+    assert results["curves_fall"].fraction == 0.5
+    assert expected in results["curves_fall"].summary
+    assert results["curve_convnet_below_fcnet"].fraction == 0.0
+    assert results["curve_convnet_area"].fraction == 0.0
+    assert results["curve_convnet_band"].fraction == 0.0
+    if "NaN" in expected:
+        for check in CURVE_CHECKS:
+            assert "NaN or infinite" in results[check].summary
+
+
+def test_a_crashing_training_run_fails_every_curve_check_with_the_error(tmp_path, curve_data):
+    folder = write_models(tmp_path / "sub", convnet=SMALL_CONVNET + '''
+    def forward(self, x):
+        raise RuntimeError("shapes do not match")
+''')
+    results = run_curves(folder, curve_data, tmp_path)
+    for check in CURVE_CHECKS:
+        assert results[check].fraction == 0.0
+        assert results[check].summary.startswith("training ConvNet() with the provided loop failed: "
+                                                 "raised RuntimeError: shapes do not match")
+
+
+# -- curve judgements on hand-made runs ---------------------------------------------------------------
+
+def make_curve(name, start, end, held_out, steps=200, diverged=0):
+    train = np.linspace(start, end, steps)
+    return curve_checks.Curve(name, train, np.array([50, 100, 150, 200]), np.array(held_out, float), diverged)
+
+
+def test_margin_area_and_band_judgements():
+    settings = dict(DEFAULTS)
+    fcnet = make_curve("FCNet", 2.3, 1.8, [2.5, 2.1, 1.8, 1.72])
+    close = make_curve("ConvNet", 2.3, 1.7, [2.4, 2.1, 1.8, 1.65])
+    far = make_curve("ConvNet", 2.3, 1.5, [2.0, 1.86, 1.64, 1.49])
+    assert curve_checks.judge_margin(fcnet, close, settings, 200).fraction == 0.0
+    assert curve_checks.judge_margin(fcnet, far, settings, 200).fraction == 1.0
+    assert curve_checks.judge_area(fcnet, far, 200).fraction == 1.0
+    assert curve_checks.judge_area(far, fcnet, 200).fraction == 0.0
+    band = {"seeds": [0, 1, 2, 3, 4],
+            "held_out": {"steps": [50, 100, 150, 200], "low": [1.7, 1.6, 1.4, 1.25],
+                         "high": [2.3, 2.1, 1.9, 1.7]},
+            "train_smoothed": {"steps": [100, 200], "low": [1.5, 1.2], "high": [2.3, 1.9]}}
+    assert curve_checks.judge_band(far, band, 200).fraction == 1.0
+    slow = curve_checks.judge_band(fcnet, band, 200)
+    assert slow.fraction == 4 / 6
+    assert "step 50: held-out loss 2.500 is above the band [1.700, 2.300]" in slow.details[0]
+
+
+def test_falling_needs_a_drop_in_training_loss_and_a_held_out_loss_below_chance():
+    settings = dict(DEFAULTS)
+    flat = make_curve("ConvNet", 2.30, 2.25, [2.3, 2.3, 2.3, 2.29])
+    overfits = make_curve("FCNet", 2.3, 1.0, [2.3, 2.3, 2.3, CHANCE_LOSS])
+    result = curve_checks.judge_fall([flat, overfits], settings, 200)
+    assert result.fraction == 0.0
+    assert "needs a drop of at least 0.1" in result.summary
+    assert any("is not below 2.203" in line for line in result.details)
+
+
+# -- rubric, settings, band -----------------------------------------------------------------------
+
+def test_rubric_cnn_part_is_forty_points_tagged_by_model_and_named_with_its_thresholds():
+    entries = [e for e in load_rubric() if e.part == "cnn"]
+    assert sum(e.points for e in entries) == 40
+    assert all(set(e.tags) <= {"ConvNet", "FCNet"} and e.tags for e in entries)
+    settings = load_settings(RUBRIC_PATH)
+    names = {e.check: e.name for e in entries}
+    for tier, threshold in enumerate(settings["convnet_accuracy_tiers"], start=1):
+        assert f">= {threshold:.0%}" in names[f"convnet_accuracy_{tier}"]
+    assert f">= {settings['fcnet_accuracy']:.0%}" in names["fcnet_accuracy"]
+
+
+def test_settings_errors_name_the_file_and_the_key(tmp_path):
+    path = tmp_path / "rubric.yaml"
+    path.write_text(yaml.safe_dump({"tests": [], "cnn": {"fcnet_accuracy": 45}}))
+    with pytest.raises(SettingsError, match=r"rubric.yaml: cnn settings .*fcnet_accuracy must be in \(0, 1\]"):
+        load_settings(path)
+    path.write_text(yaml.safe_dump({"tests": [], "cnn": {"tiers": [0.5]}}))
+    with pytest.raises(SettingsError, match="unknown keys tiers"):
+        load_settings(path)
+
+
+def test_shipped_band_matches_the_protocol_and_holds_the_reference_with_slack():
+    band = curve_checks.load_band()
+    assert band["protocol"] == CURVE_PROTOCOL and len(band["seeds"]) >= 5
+    held = band["held_out"]
+    for mean, spread, low, high in zip(held["mean"], held["spread"], held["low"], held["high"]):
+        assert low < mean - 2 * spread and high > mean + 2 * spread and high - low >= 0.3
+    # the reference FCNet ends outside the ConvNet band: the band tells the two apart
+    assert band["fcnet_held_out_mean"][-1] > held["high"][-1]

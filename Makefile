@@ -12,7 +12,7 @@ ifeq ($(CIFAR10_DIR),)
 endif
 export CIFAR10_DIR
 
-.PHONY: help install data reference grade test bench cases clean handout
+.PHONY: help install data reference grade test bench cases clean handout autograder-zip
 
 help:
 	@echo "make install    create $(VENV) with everything (idempotent)"
@@ -23,6 +23,7 @@ help:
 	@echo "make cases      regenerate the grader's test cases (autograder/cases) from solutions/"
 	@echo "make bench      CPU time, wall time and peak memory of grading the reference"
 	@echo "make handout    regenerate assignments/ and dist/handout.zip from solutions/"
+	@echo "make autograder-zip  build dist/autograder.zip (upload it to Gradescope)"
 	@echo "                (verify without writing: $(PY) -m autograder handout --check)"
 
 install: $(STAMP)
@@ -47,6 +48,9 @@ grade: $(STAMP)
 
 handout: $(STAMP)
 	$(PY) -m autograder handout
+
+autograder-zip: $(STAMP)
+	$(PY) -m autograder autograder-zip
 
 cases: $(STAMP)
 	$(PY) -m autograder build-cases

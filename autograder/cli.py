@@ -11,6 +11,9 @@ COMMANDS = {
     "grade": ("autograder.grade", "grade a submission folder and write results.json"),
     "handout": ("autograder.handout", "regenerate assignments/ and dist/handout.zip from solutions/"),
     "build-cases": ("autograder.build_cases", "regenerate the grader's test cases from solutions/"),
+    "calibrate-curves": ("autograder.calibrate", "retrain the reference ConvNet and write the curve band"),
+    "autograder-zip": ("autograder.gradescope", "build dist/autograder.zip for Gradescope"),
+    "regrade": ("autograder.regrade", "grade every submission of a Gradescope export into a CSV"),
 }
 
 

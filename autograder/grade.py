@@ -9,7 +9,9 @@ was scored before). Exit status: 0 when grading completed, whatever the
 score; 2 when the autograder (or its command line) failed.
 """
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -18,8 +20,15 @@ from autograder.cases import CASES_DIR
 from autograder.parts import PARTS, GradingContext, load_part
 from autograder.results import format_table, make_results, make_test, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
-from autograder.sandbox import CALL_TIMEOUT, Sandbox
+from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
 from autograder.submission import find_submission
+
+# Gradescope stops a run after 10 minutes (and then scores it 0); grading stops
+# starting calls after the budget, and a watchdog ends a part stuck in grader
+# code a little later, so results.json is always ours.
+TIME_BUDGET = 480.0
+WATCHDOG_GRACE = 45
+NOT_RUN = "not run: the grading time budget of {budget:g} s ran out before this check could run"
 
 INTERNAL_ERROR = ("The autograder itself failed while grading {what}. This is not a problem with "
                   "your submission; please tell the course staff. ({error})")
@@ -41,6 +50,22 @@ def add_arguments(parser):
                         help="rubric file (default: autograder/rubric.yaml)")
     parser.add_argument("--call-timeout", type=float, default=CALL_TIMEOUT, metavar="SECONDS",
                         help=f"wall-clock limit of one call into the submission (default: {CALL_TIMEOUT:g})")
+    parser.add_argument("--time-budget", type=float, default=TIME_BUDGET, metavar="SECONDS",
+                        help=f"wall-clock budget of the whole grade; checks that cannot start in "
+                             f"time score 0 as not run (default: {TIME_BUDGET:g})")
+    parser.add_argument("--worker-user", default=AUTO,
+                        help="user that runs student code when grading as root (default: auto, "
+                             "the first of student, nobody; 'none': the grader's own user)")
+    parser.add_argument("--worker-python", default=sys.executable,
+                        help="interpreter of the worker processes (default: this one)")
+
+
+class BudgetExceeded(Exception):
+    """The watchdog fired: the grade overran its time budget."""
+
+
+def _watchdog(signum, frame):
+    raise BudgetExceeded("the grading time budget ran out")
 
 
 class Grading:
@@ -86,6 +111,12 @@ class Grading:
                 what="the results", error=f"{type(exc).__name__}: {exc}"))])
             write_results(self.results_path, fallback)
 
+    def not_run(self, entries):
+        message = NOT_RUN.format(budget=self.args.time_budget)
+        for entry in entries:
+            self.tests.append(make_test(entry.number, entry.name, 0, entry.points, message,
+                                        entry.visibility, entry.tags))
+
     def grade_part(self, name, entries, ctx, next_section):
         module = load_part(name)
         if module is None:
@@ -100,6 +131,9 @@ class Grading:
         cpu, workers, wall = time.process_time(), ctx.sandbox.total_cpu_seconds, time.monotonic()
         try:
             results = module.grade(ctx, [entry.check for entry in entries])
+        except BudgetExceeded:
+            self.not_run(entries)
+            return
         except Exception as exc:
             self.internal_error(f"the {name} part", exc, entries)
             return
@@ -117,29 +151,49 @@ class Grading:
 
     def run(self):
         args = self.args
+        previous_handler = None
         try:
             entries = load_rubric(args.rubric)
             submission = find_submission(args.submission_dir)
             self.notes.extend(submission.notes)
             self.notes.extend(submission.problems.values())
-            ctx = GradingContext(submission=submission, sandbox=Sandbox(call_timeout=args.call_timeout),
+            deadline = self.started + args.time_budget
+            user = None if args.worker_user == "none" else args.worker_user
+            sandbox = Sandbox(python=args.worker_python, call_timeout=args.call_timeout,
+                              deadline=deadline, user=user)
+            for warning in sandbox.warnings:
+                print(f"sandbox: {warning}", file=sys.stderr)
+            ctx = GradingContext(submission=submission, sandbox=sandbox,
                                  cases_dir=Path(args.cases_dir),
                                  data_dir=args.data_dir or os.environ.get("CIFAR10_DIR"),
                                  output_dir=self.results_path.resolve().parent,
+                                 rubric_path=Path(args.rubric),
                                  leaderboard=self.leaderboard, notes=self.notes)
             parts = list(PARTS) if args.part == "all" else [args.part]
             # A part this copy cannot grade yet is listed under the next free section number.
             next_section = 1 + max([int(entry.number.split(".")[0]) for entry in entries] + [0])
+            if threading.current_thread() is threading.main_thread():
+                previous_handler = signal.signal(signal.SIGALRM, _watchdog)
+                signal.alarm(int(args.time_budget) + WATCHDOG_GRACE)
             for name in parts:
                 part_entries = [entry for entry in entries if entry.part == name]
                 try:
-                    self.grade_part(name, part_entries, ctx, next_section)
+                    if time.monotonic() >= deadline:
+                        self.not_run(part_entries)
+                    else:
+                        self.grade_part(name, part_entries, ctx, next_section)
+                except BudgetExceeded:
+                    self.not_run([e for e in part_entries
+                                  if e.number not in {t["number"] for t in self.tests}])
                 except Exception as exc:
                     self.internal_error(f"the {name} part", exc, part_entries)
                 self.save()   # what is scored so far survives a later crash or timeout
         except Exception as exc:
             self.internal_error("this submission", exc)
         finally:
+            if previous_handler is not None:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, previous_handler)
             self.save()
         return 2 if self.failed else 0
 

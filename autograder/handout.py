@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import markers
+from autograder.provided import PROVIDED_FILES
 
 GRADER_DIR = Path(__file__).resolve().parent
 REPO = GRADER_DIR.parent
@@ -41,8 +42,8 @@ NEVER_SHIPPED = ("*.pt", "*_curve.json", "*.png", "*.tmp", "data", "__pycache__"
 KEPT_ON_REBUILD = (f"{ASSIGNMENT}/data",)
 
 # autograder/ -> the zip: everything except these TA-only parts (paths relative to autograder/).
-GRADER_EXCLUDED = ("cases/hidden", "bench.py", "build_cases.py", "handout.py", "handout_checks.py",
-                   "markers.py")
+GRADER_EXCLUDED = ("cases/hidden", "bench.py", "build_cases.py", "calibrate.py", "gradescope",
+                   "gradescope.py", "handout.py", "handout_checks.py", "markers.py", "regrade.py")
 # Never copied from anywhere, never compared (names of files or folders).
 JUNK = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
 
@@ -323,6 +324,10 @@ def zip_bytes(handout, grader_dir=GRADER_DIR):
     members[f"{ZIP_FOLDER}/requirements.txt"] = STUDENT_REQUIREMENTS.encode("utf-8")
     for path, data in grader_files(grader_dir).items():
         members[f"{ZIP_FOLDER}/autograder/{path}"] = data
+    # The grader trains and normalizes with its own copy of the provided code
+    # (autograder/provided.py), never with the student's possibly edited one.
+    for name in PROVIDED_FILES:
+        members[f"{ZIP_FOLDER}/autograder/provided/{name}"] = handout.files[f"{ASSIGNMENT}/{name}"]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(members):

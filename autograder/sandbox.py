@@ -10,34 +10,197 @@ Steps are grouped in units (normally one test case each): references between
 steps stay inside a unit, so when a step hangs or kills its process the rest
 of its unit fails with it and a new worker resumes with the next unit.
 
-The process policy (command line, environment, process group, timeouts) sits
-in Sandbox.launch and Sandbox.environment, so that hardening (an unprivileged
-user, resource limits, no network) changes only this module.
+The process policy sits in Sandbox.launch, Sandbox.environment and
+confine_worker. What each worker gets (issue #6):
+- its own session and process group; timeouts kill the group, and a sweep
+  afterwards kills any process still carrying the job's token in its
+  environment (a child that left the group with setsid);
+- when the grader runs as root: a different, unprivileged user (WORKER_USERS,
+  first that exists); two folders of its job folder (its working directory
+  and out/) are the only places of ours it may write, and it gets its own
+  copy of worker.py and of the helpers, so the autograder folder can be
+  closed to it (run_autograder does so); arrays it returns are read without
+  following links;
+- resource limits (Limits): CPU seconds, address space, processes of the
+  user, file size (which also caps captured stdout/stderr), open files;
+- no network: a new network namespace when the kernel allows it (root, or an
+  unprivileged user namespace), otherwise only worker.py's Python-level
+  socket block, which code using ctypes can bypass (network_isolation() says
+  which level is in force);
+- a scrubbed environment and only the submission files a job needs, copied
+  as regular files (autograder/submission.py).
 """
+import ctypes
+import ctypes.util
 import json
 import os
+import pwd
 import re
+import resource
+import secrets
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from autograder.submission import SubmissionFileError, copy_submission_file
+
 HERE = Path(__file__).resolve().parent
 WORKER_SCRIPT = HERE / "worker.py"
-GRADCHECK_HELPER = HERE / "worker_gradcheck.py"
 
 CALL_TIMEOUT = 10.0             # seconds of wall time for one call (times its timeout_scale)
 IMPORT_TIMEOUT = 20.0           # starting Python, numpy and the submission's modules
 MAX_LAUNCHES = 3                # workers per job: the first, plus restarts after a hang or crash
 MAX_LINE_BYTES = 1 << 20
 ARRAY_NAME = re.compile(r"[A-Za-z0-9_.-]+\.npy")
+
+# The worker runs as the first of these users that exists, when the grader is root.
+# setup.sh of the Gradescope zip creates "student"; "nobody" exists everywhere.
+WORKER_USERS = ("student", "nobody")
+AUTO = "auto"
+JOB_TOKEN_VARIABLE = "AUTOGRADER_JOB"
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one worker process (and, for processes, its user).
+
+    address_space_mb: torch reserves address space it never touches; importing
+    it and running the reference ConvNet on a batch of 500 images peaks at
+    about 1 GB of address space (600 MB resident), so 2 GB leaves room for a
+    correct model while stopping a memory bomb early. file_size_mb caps every
+    file the worker writes, its captured stdout and stderr included."""
+    cpu_seconds: int = 300
+    address_space_mb: int = 2048
+    processes: int = 256          # RLIMIT_NPROC counts threads too (torch makes a few)
+    file_size_mb: int = 32
+    open_files: int = 256
+
+
+def worker_identity(user=AUTO):
+    """(uid, gid) the worker runs as, or None to keep the grader's identity.
+    user: AUTO (an unprivileged user when the grader is root), None, or a name."""
+    if user is None or (user == AUTO and os.geteuid() != 0):
+        return None
+    names = WORKER_USERS if user == AUTO else (user,)
+    for name in names:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise RuntimeError(f"autograder/sandbox.py: worker_identity: none of the users "
+                       f"{', '.join(names)} exists; create one (setup.sh does) or pass user=None")
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_network_flags = {}              # euid -> unshare flags that work here (0: none)
+_python_usable = {}              # (interpreter, worker identity) -> it runs numpy as that user
+
+
+def network_isolation():
+    """The unshare(2) flags that give a worker its own, empty network namespace
+    on this machine (probed once), or 0 when the kernel refuses (e.g. in a
+    container without CAP_SYS_ADMIN): then only the Python-level block holds."""
+    euid = os.geteuid()
+    if euid not in _network_flags:
+        _network_flags[euid] = 0
+        for flags in (CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET):
+            probe = subprocess.run(["/bin/true"], preexec_fn=lambda: _unshare(flags),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            if probe.returncode == 0:
+                _network_flags[euid] = flags
+                break
+    return _network_flags[euid]
+
+
+def _unshare(flags):
+    if _LIBC.unshare(flags) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+def confine_worker(identity, limits, network_flags):
+    """Runs in the forked child before exec (after setsid): namespace, limits,
+    then the unprivileged identity (last, while still allowed to do the rest).
+    RLIMIT_NPROC counts every process of a user, so it is only set for the
+    worker's own user, never for a grader's user that runs other programs."""
+    if network_flags:
+        _unshare(network_flags)
+    mb = 1 << 20
+    limits_to_set = [(resource.RLIMIT_CPU, limits.cpu_seconds),
+                     (resource.RLIMIT_AS, limits.address_space_mb * mb),
+                     (resource.RLIMIT_FSIZE, limits.file_size_mb * mb),
+                     (resource.RLIMIT_NOFILE, limits.open_files),
+                     (resource.RLIMIT_CORE, 0)]
+    if identity is not None:
+        limits_to_set.append((resource.RLIMIT_NPROC, limits.processes))
+    for limit, value in limits_to_set:
+        _, hard = resource.getrlimit(limit)
+        if hard != resource.RLIM_INFINITY and (value == resource.RLIM_INFINITY or value > hard):
+            value = hard            # raising a hard limit needs CAP_SYS_RESOURCE
+        resource.setrlimit(limit, (value, value))
+    if identity is not None:
+        uid, gid = identity
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+
+def become_subreaper():
+    """Orphans of a worker (e.g. a fork bomb's) become children of the grader,
+    which reaps them (reap), instead of zombies of PID 1 that count against the
+    worker user's process limit until PID 1 gets round to them."""
+    _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def reap(pids):
+    """Wait for those of pids that are (now) children of the grader."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def kill_tagged_processes(token, passes=20):
+    """SIGKILL every process whose environment carries JOB_TOKEN_VARIABLE=token
+    (what is left of a worker's tree after its group was killed). Repeated
+    until a pass finds none: a process may fork while a pass runs. Returns
+    the PIDs signalled."""
+    needle = f"{JOB_TOKEN_VARIABLE}={token}".encode()
+    signalled = set()
+    for _ in range(passes):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    tagged = needle in handle.read().split(b"\0")
+            except OSError:
+                continue
+            if tagged:
+                found = True
+                signalled.add(int(entry))
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if not found:
+            break
+    return signalled
 
 
 class Encoded(dict):
@@ -82,6 +245,7 @@ class StepResult:
 class JobOutcome:
     results: dict                 # step id -> StepResult, for every step of the job
     launches: int = 0             # worker processes started
+    run_more: object = None       # runs a further job the same way (set by the layer part)
 
 
 class Job:
@@ -180,18 +344,61 @@ class Job:
 
 class Sandbox:
     def __init__(self, python=sys.executable, call_timeout=CALL_TIMEOUT, import_timeout=IMPORT_TIMEOUT,
-                 max_launches=MAX_LAUNCHES, deadline=None):
+                 max_launches=MAX_LAUNCHES, deadline=None, user=AUTO, limits=Limits(),
+                 isolate_network=True):
         self.python = python
         self.call_timeout = call_timeout
         self.import_timeout = import_timeout
         self.max_launches = max_launches
         self.deadline = deadline          # time.monotonic() after which nothing more runs
         self.total_cpu_seconds = 0.0      # user + system time of every worker so far
+        self.limits = limits
+        self.network_flags = network_isolation() if isolate_network else 0
+        self.identity = worker_identity(user)
+        become_subreaper()
+        self.warnings = []                # isolation this machine could not give, for the log
+        if self.identity is not None and not self._identity_can_run_python():
+            problem = (f"user {pwd.getpwuid(self.identity[0]).pw_name} cannot run {self.python} "
+                       f"(is a folder on its path closed to other users?)")
+            if user != AUTO:
+                raise RuntimeError(f"autograder/sandbox.py: Sandbox: {problem}")
+            self.warnings.append(f"student code runs as the grader's own user: {problem}")
+            self.identity = None
+        if isolate_network and not self.network_flags:
+            self.warnings.append("no network namespace available here: network access is "
+                                 "blocked only at the Python level")
+
+    def _identity_can_run_python(self):
+        key = (self.python, self.identity)
+        if key not in _python_usable:
+            _python_usable[key] = self._probe_python()
+        return _python_usable[key]
+
+    def _probe_python(self):
+        """Whether the worker's user may run the interpreter. Only a refusal
+        counts: any other failure (e.g. EAGAIN while that user has too many
+        processes) must not quietly turn the privilege drop off."""
+        identity = self.identity
+        # About permissions only: not limited by how many processes the user has right now.
+        limits = replace(self.limits, processes=resource.RLIM_INFINITY)
+        try:
+            probe = subprocess.run([self.python, "-I", "-c", "import numpy"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/",
+                                   preexec_fn=lambda: confine_worker(identity, limits, 0), timeout=120)
+        except PermissionError:
+            return False
+        if probe.returncode != 0 and b"Permission denied" in probe.stderr:
+            return False
+        if probe.returncode != 0:
+            raise RuntimeError(f"autograder/sandbox.py: Sandbox: {self.python} failed to import numpy "
+                               f"as the worker's user: {probe.stderr.decode(errors='replace')[-500:]}")
+        return True
 
     # -- process policy ------------------------------------------------------
-    def environment(self, workdir):
+    def environment(self, workdir, token):
         single_thread = "1"
         return {
+            JOB_TOKEN_VARIABLE: token,
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(workdir),
             "TMPDIR": str(workdir),
@@ -204,19 +411,60 @@ class Sandbox:
             "MPLBACKEND": "Agg",
         }
 
-    def launch(self, job_dir, workdir, channel_fd, stdout, stderr):
-        """Start the worker in its own session (so its whole process group can be killed)."""
+    def launch(self, job_dir, workdir, channel_fd, stdout, stderr, token):
+        """Start the worker confined (see confine_worker) in its own session, so
+        that its whole process group can be killed."""
+        identity, limits, network_flags = self.identity, self.limits, self.network_flags
         return subprocess.Popen(
-            [self.python, "-I", "-B", str(WORKER_SCRIPT), str(job_dir)],
-            cwd=workdir, env=self.environment(workdir), stdin=subprocess.DEVNULL,
-            stdout=stdout, stderr=stderr, pass_fds=(channel_fd,), start_new_session=True)
+            [self.python, "-I", "-B", str(job_dir / "bin" / WORKER_SCRIPT.name), str(job_dir)],
+            cwd=workdir, env=self.environment(workdir, token), stdin=subprocess.DEVNULL,
+            stdout=stdout, stderr=stderr, pass_fds=(channel_fd,), start_new_session=True,
+            preexec_fn=lambda: confine_worker(identity, limits, network_flags))
 
     @staticmethod
-    def kill(process):
+    def kill(process, token):
+        """Kill the worker's group and every process left with its token;
+        returns the PIDs to reap once the worker itself was waited for."""
+        survivors = kill_tagged_processes(token)
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        return (survivors | kill_tagged_processes(token)) - {process.pid}
+
+    def prepare_job_folder(self, root, job, steps, submission, channel_fd):
+        """The worker's whole world: bin/ (worker.py and the trusted helpers),
+        submission/ (copies of the files the job needs), in/ (input arrays),
+        out/ (its results) and job.json; owned by the worker's user."""
+        (root / "bin").mkdir()
+        shutil.copyfile(WORKER_SCRIPT, root / "bin" / WORKER_SCRIPT.name)
+        helpers = {}
+        for name, path in job.helpers.items():
+            helpers[name] = str(root / "bin" / f"helper_{name}.py")
+            shutil.copyfile(path, helpers[name])
+        workdir = root / "submission"
+        workdir.mkdir()
+        for name in job.files:
+            copy_submission_file(submission[name], workdir / name)
+        (root / "in").mkdir()
+        (root / "out").mkdir()
+        for name, array in job.arrays.items():
+            np.save(root / name, array, allow_pickle=False)
+        wire = dict(job.wire(steps), channel_fd=channel_fd, helpers=helpers, block_network=True)
+        (root / "job.json").write_text(json.dumps(wire))
+        # The worker may read everything here but write only in submission/
+        # and out/; it cannot rename or replace those two (root stays ours).
+        for folder, _, files in os.walk(root):
+            os.chmod(folder, 0o755)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o644)
+        if self.identity is not None:
+            uid, gid = self.identity
+            for writable in (workdir, root / "out"):
+                os.chown(writable, uid, gid)
+                for name in os.listdir(writable):
+                    os.chown(writable / name, uid, gid)
+        return workdir
 
     # -- running jobs ----------------------------------------------------------
     def run(self, job, submission):
@@ -244,7 +492,11 @@ class Sandbox:
                                  f"in {job.name}; the remaining calls were skipped")
                 break
             steps = [steps_by_id[step_id] for unit in units for step_id in unit]
-            received, failure = self._launch_once(job, steps, submission, outcome)
+            try:
+                received, failure = self._launch_once(job, steps, submission, outcome)
+            except SubmissionFileError as exc:
+                self._fail_units(outcome, units, "missing_file", f"not run: {exc}")
+                break
             outcome.results.update(received)
             if failure is None:
                 break
@@ -273,37 +525,35 @@ class Sandbox:
         """One worker process over `steps`. Returns (results received, failure
         or None when the worker finished every step)."""
         root = Path(tempfile.mkdtemp(prefix="autograder-job-"))
+        token = secrets.token_hex(16)
+        read_fd, write_fd = os.pipe()
         try:
-            workdir = root / "submission"
-            workdir.mkdir()
-            for name in job.files:
-                shutil.copyfile(submission[name], workdir / name)
-            (root / "in").mkdir()
-            (root / "out").mkdir()
-            for name, array in job.arrays.items():
-                np.save(root / name, array, allow_pickle=False)
-            read_fd, write_fd = os.pipe()
-            wire = dict(job.wire(steps), channel_fd=write_fd)
-            (root / "job.json").write_text(json.dumps(wire))
-            with open(root / "stdout.txt", "wb") as stdout, open(root / "stderr.txt", "wb") as stderr:
+            workdir = self.prepare_job_folder(root, job, steps, submission, write_fd)
+            # Output files are created outside the job folder (which the worker
+            # owns and could fill with links) and are capped by RLIMIT_FSIZE.
+            with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
                 try:
-                    process = self.launch(root, workdir, write_fd, stdout, stderr)
+                    process = self.launch(root, workdir, write_fd, stdout, stderr, token)
                 finally:
                     os.close(write_fd)
+                    write_fd = None
                 outcome.launches += 1
                 try:
                     messages, failure = self._read_channel(read_fd, steps)
                 finally:
-                    os.close(read_fd)
-                    self.kill(process)
+                    orphans = self.kill(process, token)
                     _, status, usage = os.wait4(process.pid, 0)
                     process.returncode = os.waitstatus_to_exitcode(status)
+                    reap(orphans)
             self.total_cpu_seconds += usage.ru_utime + usage.ru_stime
             if failure is not None and failure["kind"] == "crashed":
                 failure["message"] = self._crash_message(process.returncode)
             results = {message["id"]: self._decode_step(message, root / "out") for message in messages}
             return results, failure
         finally:
+            os.close(read_fd)
+            if write_fd is not None:
+                os.close(write_fd)
             shutil.rmtree(root, ignore_errors=True)
 
     def _read_channel(self, read_fd, steps):
@@ -383,14 +633,16 @@ class Sandbox:
         return dict(error, kind="import_error",
                     message=f"the submission could not be imported: {detail}")
 
-    @staticmethod
-    def _crash_message(returncode):
+    def _crash_message(self, returncode):
         if returncode is not None and returncode < 0:
             try:
                 name = signal.Signals(-returncode).name
             except ValueError:
                 name = f"signal {-returncode}"
-            return f"the worker process was killed by {name} during this call"
+            reason = {"SIGXCPU": f" (it used more than {self.limits.cpu_seconds} CPU-seconds)",
+                      "SIGXFSZ": f" (it wrote more than {self.limits.file_size_mb} MB to stdout, "
+                                 f"stderr or a file)"}.get(name, "")
+            return f"the worker process was killed by {name} during this call{reason}"
         return (f"the worker process exited with code {returncode} during this call "
                 f"(os._exit or a crash in native code?)")
 
@@ -406,6 +658,18 @@ class Sandbox:
                                 if str(key).isdigit()})
 
 
+def load_worker_array(path):
+    """np.load of a file the worker wrote, never through a link: the worker
+    names the file, and a symbolic or hard link to a grader file (e.g. an
+    expected output) would otherwise be read with the grader's rights."""
+    handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with open(handle, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise ValueError(f"{path.name} is not a plain file")
+        return np.load(stream, allow_pickle=False)
+
+
 def decode_value(encoded, out_dir, depth=0):
     """Worker data -> Python: arrays loaded without pickle, anything else plain."""
     if not isinstance(encoded, dict) or len(encoded) == 0 or depth > 8:
@@ -415,7 +679,7 @@ def decode_value(encoded, out_dir, depth=0):
         if not isinstance(name, str) or not ARRAY_NAME.fullmatch(name):
             return Unsupported("unreadable array")
         try:
-            array = np.load(out_dir / name, allow_pickle=False)
+            array = load_worker_array(out_dir / name)
         except (OSError, ValueError):
             return Unsupported("unreadable array")
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":

@@ -2,7 +2,9 @@
 
 Only the expected names are looked for, and only regular files are taken (a
 symbolic link is refused, never followed). The grader copies what is found
-into each worker's temporary folder; nothing else of the upload is used.
+into each worker's temporary folder (copy_submission_file, which checks
+again, so a file swapped for a link after it was found is still refused);
+nothing else of the upload is used.
 """
 import os
 import stat
@@ -17,6 +19,34 @@ EXPECTED_FILES = {
     "fcnet.pt": 50_000_000,
 }
 IGNORED_FOLDERS = {"__MACOSX", "__pycache__"}
+LARGEST_FILE = max(EXPECTED_FILES.values())
+
+
+class SubmissionFileError(OSError):
+    """A submission file changed into something the grader refuses to copy."""
+
+
+def copy_submission_file(source, destination, max_size=None):
+    """Copy the regular file source (never through a symbolic link) to destination,
+    refusing anything larger than max_size bytes (default: the cap of its name)."""
+    source = Path(source)
+    if max_size is None:
+        max_size = EXPECTED_FILES.get(source.name, LARGEST_FILE)
+    try:
+        handle = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SubmissionFileError(f"copy_submission_file: cannot open {source} as a regular file "
+                                  f"without following links: {exc.strerror}") from None
+    with open(handle, "rb") as reader:
+        info = os.fstat(reader.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionFileError(f"copy_submission_file: {source} is not a regular file")
+        data = reader.read(max_size + 1)
+    if len(data) > max_size:
+        raise SubmissionFileError(f"copy_submission_file: {source} is larger than the "
+                                  f"{max_size:,} bytes allowed for it")
+    with open(destination, "xb") as writer:
+        writer.write(data)
 
 
 @dataclass

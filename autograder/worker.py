@@ -211,6 +211,8 @@ class Worker:
 
     def run(self, job):
         try:
+            if job.get("block_network"):
+                block_sockets()
             for name, path in job.get("helpers", {}).items():
                 self.load_module(name, path)
             for name, filename in job.get("modules", {}).items():
@@ -226,6 +228,20 @@ class Worker:
                 message = {"id": step["id"], "ok": False, "error": self.describe_exception(exc)}
             self.send(message)
         self.send({"done": True})
+
+
+def block_sockets():
+    """Refuse new sockets from Python code (before the submission loads). This
+    is the fallback when the sandbox could not give the worker an empty network
+    namespace: ctypes or a subprocess can still get around it."""
+    import _socket
+    import socket
+
+    class BlockedSocket(socket.socket):
+        def __init__(self, *args, **kwargs):
+            raise PermissionError("network access is disabled while grading")
+
+    socket.socket = _socket.socket = BlockedSocket
 
 
 def main():

@@ -1,0 +1,193 @@
+"""dist/autograder.zip (issue #6): its layout, determinism, no solution code,
+and the /autograder contract: the zip unpacked into a temporary root laid
+out like Gradescope's, run_autograder run on a submission (nested one
+folder deep), results.json validated. setup.sh needs Ubuntu and the network,
+so the test runs run_autograder with this machine's interpreter instead
+(AUTOGRADER_PYTHON)."""
+import importlib.util
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from autograder import gradescope, handout
+from autograder.results import SCHEMA, validate
+from autograder.rubric import load_rubric
+
+HERE = Path(__file__).resolve().parent
+spec = importlib.util.spec_from_file_location("hostile_support", HERE / "hostile" / "support.py")
+support = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(support)
+
+REPO = support.REPO
+REFERENCE_DIR = REPO / "solutions" / "cnn"
+LAYER_POINTS = sum(entry.points for entry in load_rubric() if entry.part == "layers")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The zip, built once into a temporary folder: (path, bytes)."""
+    out = tmp_path_factory.mktemp("zip") / "autograder.zip"
+    gradescope.build(out)
+    return out, out.read_bytes()
+
+
+def test_zip_layout(built):
+    _, data = built
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+    names = set(infos)
+    assert {"setup.sh", "run_autograder"} <= names
+    for script in ("setup.sh", "run_autograder"):
+        assert stat.S_IMODE(infos[script].external_attr >> 16) == 0o755
+    assert "autograder/cases/hidden/cases.json" in names
+    assert "autograder/rubric.yaml" in names and "autograder/worker.py" in names
+    for name in ("data.py", "train.py"):
+        assert infos[f"autograder/provided/{name}"].file_size == (REFERENCE_DIR / name).stat().st_size
+    # Every data file of the grader ships (the hidden cases, #5's reference curves, ...).
+    for folder in ("cases", "reference"):
+        for path in (gradescope.GRADER_DIR / folder).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                assert f"autograder/{path.relative_to(gradescope.GRADER_DIR).as_posix()}" in names
+    assert not [name for name in names if name.startswith("solutions/") or "__pycache__" in name]
+    for tool in ("handout.py", "build_cases.py", "markers.py", "bench.py", "gradescope.py", "regrade.py"):
+        assert f"autograder/{tool}" not in names
+    assert all(info.date_time == gradescope.ZIP_DATE for info in infos.values())
+
+
+def test_zip_is_deterministic(built, tmp_path):
+    again = tmp_path / "again.zip"
+    gradescope.build(again)
+    assert again.read_bytes() == built[1]
+
+
+def test_zip_holds_no_solution_code(built):
+    _, data = built
+    assert gradescope.find_leaks(data) == []
+    # The only files of solutions/ in the zip are the provided (marker-free) ones.
+    solution_files = {path.read_bytes(): path.name for path in REFERENCE_DIR.glob("*.py")}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        shipped = {solution_files[archive.read(name)] for name in archive.namelist()
+                   if archive.read(name) in solution_files}
+    assert shipped == {"data.py", "train.py"}
+
+
+def test_a_solution_line_in_the_grader_stops_the_build(tmp_path):
+    grader = tmp_path / "autograder"
+    shutil.copytree(gradescope.GRADER_DIR, grader, ignore=shutil.ignore_patterns("__pycache__"))
+    secret = next(iter(handout.generate(gradescope.SOLUTIONS_DIR).secrets))
+    (grader / "parts" / "leaky.py").write_text(f"def helper():\n    {secret}\n")
+    with pytest.raises(gradescope.BuildError, match="leaky.py"):
+        gradescope.build(tmp_path / "out.zip", grader_dir=grader)
+    assert not (tmp_path / "out.zip").exists()
+
+
+@pytest.fixture(scope="module")
+def worker_python():
+    shared = Path(tempfile.mkdtemp(prefix="zip-python-"))
+    shared.chmod(0o755)
+    try:
+        yield support.unprivileged_python(shared)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def gradescope_root(tmp_path, zip_path):
+    """/autograder as Gradescope prepares it: source/ (the zip), run_autograder
+    copied to the root, an empty submission/ and results/."""
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(root / "source")
+    for name in ("run_autograder", "setup.sh"):
+        (root / "source" / name).chmod(0o755)
+    shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    return root
+
+
+def run_autograder(root, python, *grade_args):
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python,
+               AUTOGRADER_WORKER_USER="nobody", AUTOGRADER_DATA_DIR=str(root / "no-data"),
+               AUTOGRADER_GRADE_ARGS=" ".join(grade_args))
+    completed = subprocess.run([str(root / "run_autograder")], cwd=root, env=env, capture_output=True,
+                               text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(results, SCHEMA)
+    return results, completed.stdout + completed.stderr
+
+
+def test_run_autograder_grades_a_nested_submission(built, tmp_path, worker_python):
+    root = gradescope_root(tmp_path, built[0])
+    nested = root / "submission" / "my-work"
+    nested.mkdir()
+    shutil.copy(REFERENCE_DIR / "layers.py", nested / "layers.py")
+    results, console = run_autograder(root, worker_python)
+    validate(results)
+    layer_tests = [t for t in results["tests"] if "models.py" not in t["output"]]
+    assert sum(t["score"] for t in layer_tests) == LAYER_POINTS, console
+    assert "layers.py found in the subfolder my-work/" in results["output"]
+    # The CNN files are missing: that part scores 0 with a message, the run still completes.
+    cnn_tests = [t for t in results["tests"] if t not in layer_tests]
+    assert cnn_tests and all(t["score"] == 0 for t in cnn_tests)
+    # The grader's files and the results are closed to other users.
+    for path in (root / "source", root / "results", root / "source" / "autograder" / "cases" / "hidden"):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_run_autograder_contains_a_submission_reading_the_grader(built, tmp_path, worker_python):
+    """Student code cannot read the hidden cases, import the grader or write
+    results.json in the /autograder layout."""
+    root = gradescope_root(tmp_path, built[0])
+    source = root / "source"
+    code = textwrap.dedent(f"""
+        import json, os, sys
+
+        def conv_forward(x, w, b, conv_param):
+            attempts = []
+            for path in ({str(source / "autograder/cases/hidden/cases.json")!r},
+                         {str(source / "autograder/rubric.yaml")!r}):
+                try:
+                    attempts.append("LEAKED " + open(path).read()[:200])
+                except OSError as exc:
+                    attempts.append(f"DENIED {{type(exc).__name__}}")
+            sys.path.insert(0, {str(source)!r})
+            try:
+                import autograder.cases
+                attempts.append("LEAKED grader imported")
+            except ImportError as exc:
+                attempts.append(f"DENIED {{type(exc).__name__}}")
+            try:
+                with open({str(root / "results" / "results.json")!r}, "w") as handle:
+                    json.dump({{"score": 1000, "tests": []}}, handle)
+                attempts.append("LEAKED results written")
+            except OSError as exc:
+                attempts.append(f"DENIED {{type(exc).__name__}}")
+            raise RuntimeError("; ".join(attempts))
+    """)
+    (root / "submission" / "layers.py").write_text(
+        (REPO / "assignments" / "cnn" / "layers.py").read_text() + code)
+    results, console = run_autograder(root, worker_python, "--part", "layers")
+    validate(results)
+    assert results["score"] == 0
+    conv = results["tests"][0]["output"]
+    assert "DENIED PermissionError; DENIED PermissionError; DENIED ModuleNotFoundError; " \
+           "DENIED PermissionError" in conv, console
+    assert "LEAKED" not in json.dumps(results)
+
+
+def test_run_autograder_leaves_a_valid_results_json_when_python_is_missing(built, tmp_path):
+    root = gradescope_root(tmp_path, built[0])
+    results, _ = run_autograder(root, str(tmp_path / "no-such-python"))
+    assert results["score"] == 0 and results["tests"] == []
+    assert "could not start (exit status 127)" in results["output"]

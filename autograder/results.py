@@ -162,7 +162,7 @@ def write_results(path, results):
         raise
 
 
-def format_table(results, width=100):
+def format_table(results, width=120, max_title=48):
     """The score table printed after grading: test, points, first feedback line, total."""
     rows = []
     for test in results["tests"]:
@@ -170,14 +170,16 @@ def format_table(results, width=100):
         points = f"{test['score']:6.2f} / {test['max_score']:g}"
         first_line = test["output"].split("\n", 1)[0]
         rows.append((title, points, first_line))
-    title_width = max([len(r[0]) for r in rows] + [len("Test")])
+    title_width = min(max_title, max([len(r[0]) for r in rows] + [len("Test")]))
     points_width = max([len(r[1]) for r in rows] + [len("Points")])
     feedback_width = max(20, width - title_width - points_width - 4)
 
+    def clip(text, limit):
+        return text if len(text) <= limit else text[:limit - 3] + "..."
+
     def line(title, points, feedback):
-        if len(feedback) > feedback_width:
-            feedback = feedback[:feedback_width - 3] + "..."
-        return f"{title:<{title_width}}  {points:>{points_width}}  {feedback}".rstrip()
+        return (f"{clip(title, title_width):<{title_width}}  {points:>{points_width}}  "
+                f"{clip(feedback, feedback_width)}").rstrip()
 
     total = sum(t["max_score"] for t in results["tests"])
     lines = [line("Test", "Points", "Feedback"), "-" * min(width, title_width + points_width + 24)]

@@ -16,6 +16,7 @@ import pytest
 from autograder import handout, handout_checks, markers
 from autograder.handout import HandoutError
 from autograder.markers import Location, MarkerError, stub_notebook, stub_source
+from autograder.provided import PROVIDED_FILES
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -421,9 +422,13 @@ def test_zip_holds_the_handout_and_the_public_grader_only(tree):
     assert names == sorted(
         [f"{folder}/{path}" for path in snapshot(tree["assignments"])]
         + [f"{folder}/requirements.txt", f"{folder}/autograder/__init__.py", f"{folder}/autograder/cli.py",
-           f"{folder}/autograder/rubric.yaml", f"{folder}/autograder/cases/public/checks.py"])
+           f"{folder}/autograder/rubric.yaml", f"{folder}/autograder/cases/public/checks.py"]
+        + [f"{folder}/autograder/provided/{name}" for name in PROVIDED_FILES])
     for path, data in snapshot(tree["assignments"]).items():
         assert members[f"{folder}/{path}"] == data
+    # The grader's own copy of the provided code is the one the student gets.
+    for name in PROVIDED_FILES:
+        assert members[f"{folder}/autograder/provided/{name}"] == members[f"{folder}/cnn/{name}"]
     assert all(info.date_time == handout.ZIP_DATE and info.external_attr >> 16 == 0o100644
                for info in infos)
     requirements = members[f"{folder}/requirements.txt"].decode().splitlines()

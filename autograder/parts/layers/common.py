@@ -16,20 +16,20 @@ import numpy as np
 from autograder.compare import (describe_difference, fmt_number, fmt_shape, fmt_value,
                                 is_numeric_array, matches, matching_mistakes)
 from autograder.parts import CheckResult
-from autograder.sandbox import GRADCHECK_HELPER, Job, JobOutcome, Opaque, StepResult, Unsupported
+from autograder.sandbox import Job, JobOutcome, Opaque, StepResult, Unsupported
 
 FILE = "layers.py"
 MAX_FAILING_CASES_SHOWN = 3
 GRADIENT_REL_TOL = 1e-5      # CS231n relative error between analytic and numerical derivatives
 DEGENERATE_SHARE = 0.1       # a forward whose derivatives are this much smaller than the true ones
 DIRECTIONS = 3               # random directions per differentiated input
+NUMERIC_STEP = 1e-6          # h of the central differences (float64 inputs)
 
 
 def new_job(name):
-    """A job over layers.py, with the numerical-gradient helper loaded."""
+    """A job over layers.py."""
     job = Job(name, files=[FILE])
     job.module("layers", FILE)
-    job.helper("gradcheck", GRADCHECK_HELPER)
     return job
 
 
@@ -194,15 +194,49 @@ def forward_failed(forward, backward, result):
     return f"{backward} not run: {forward} failed first ({first_line}) and {backward} needs its cache"
 
 
-def numeric_results(step_result, count):
-    """The gradcheck step's directional derivatives, or why there are none."""
-    if not step_result.ok:
-        return [step_result.error_text().split("\n")[0]] * count
-    value = step_result.value
-    if not isinstance(value, list) or len(value) != count or not all(
-            isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in value):
-        return ["the numerical gradient could not be computed"] * count
-    return value
+def plan_numeric(numeric_job, forward, call, gradients, directions):
+    """Central differences of the student's forward, planned as plain forward
+    calls in a companion job: the worker only returns outputs, the grader does
+    the arithmetic. Returns, per gradient and direction, the (plus, minus) step ids."""
+    numeric_job.new_unit()
+    steps = []
+    for (_, index, _), index_directions in zip(gradients, directions):
+        base = np.asarray(call.values[index], dtype=np.float64)
+        pairs = []
+        for direction in index_directions:
+            pair = []
+            for sign in (1, -1):
+                values = list(call.values)
+                values[index] = base + sign * NUMERIC_STEP * direction
+                pair.append(numeric_job.call(f"layers.{forward}", *values, encode="out_cache"))
+            pairs.append(tuple(pair))
+        steps.append(pairs)
+    return steps
+
+
+def numeric_results(outcome, steps, dout):
+    """Directional derivatives <d sum(out * dout) / d input, direction> from the
+    companion job's forward outputs, one array per gradient; a text saying why
+    in place of an array when they cannot be computed."""
+    def loss(step):
+        result = outcome.results[step]
+        if not result.ok:
+            raise ValueError(result.error_text().split("\n")[0])
+        out, problem = unpack_forward(result.value, "the forward")
+        if problem:
+            raise ValueError(problem)
+        if not is_numeric_array(out) or out.shape != dout.shape:
+            raise ValueError("the forward output has the wrong shape or type")
+        return float(np.sum(out.astype(np.float64) * dout))
+
+    derivatives = []
+    for pairs in steps:
+        try:
+            derivatives.append(np.array([(loss(plus) - loss(minus)) / (2 * NUMERIC_STEP)
+                                         for plus, minus in pairs]))
+        except ValueError as problem:
+            derivatives.append(str(problem))
+    return derivatives
 
 
 def unchanged_inputs(reported, originals):
@@ -378,56 +412,80 @@ def plan_backward(job, forward, backward, calls, gradients, messages, judge_spec
     gradients: [(gradient name, index of the forward argument it belongs to,
     axis names)], e.g. [("dx", 0, IMAGE_AXES), ("dw", 1, KERNEL_AXES), ...].
     Each gradient of each case is one unit, judged by judge_gradient against
-    the case's expected gradient and the numerical derivatives of the
-    student's own forward. judge_special(case, returned) may take over a case
-    (e.g. max pooling with ties) and return its verdicts.
+    the case's expected gradient and, where it misses that, the numerical
+    derivatives of the student's own forward. judge_special(case, returned)
+    may take over a case (e.g. max pooling with ties) and return its verdicts.
     """
     steps = []
     for call in calls:
-        case = call.case
         job.new_unit()
         forward_step = job.call(f"layers.{forward}", *call.values, encode="none")
-        backward_step = job.call(f"layers.{backward}", case.inputs["dout"], job.ref(forward_step, 1),
-                                 report=[0])
-        numeric_step, directions = None, None
-        if judge_special is None or not judge_special.applies(case):
-            inputs = [call.values[index] for _, index, _ in gradients]
-            directions = random_directions(case, inputs)
-            numeric_step = job.call("gradcheck.directional_derivatives", job.func(f"layers.{forward}"),
-                                    call.values, [index for _, index, _ in gradients],
-                                    case.inputs["dout"], directions, encode="all",
-                                    timeout_scale=2 * DIRECTIONS * len(gradients))
-        steps.append((forward_step, backward_step, numeric_step, directions))
+        backward_step = job.call(f"layers.{backward}", call.case.inputs["dout"],
+                                 job.ref(forward_step, 1), report=[0])
+        steps.append((forward_step, backward_step))
     names = [name for name, _, _ in gradients]
 
+    def returned_gradients(outcome, call, forward_step, backward_step):
+        """(returned {name: value}, None) or (None, why the case failed)."""
+        forward_result, result = outcome.results[forward_step], outcome.results[backward_step]
+        if not forward_result.ok:
+            return None, forward_failed(forward, backward, forward_result)
+        if not result.ok:
+            return None, result.error_text()
+        return unpack(result.value, names, backward)
+
+    def numerical_derivatives(outcome, returned_by_case):
+        """Central differences of the student's forward, only for the cases
+        whose gradients miss the expected ones (a correct backward needs none).
+        They run as plain forward calls in a job of their own, so nothing in the
+        process that ran the backward can reach them; the grader does the arithmetic."""
+        numeric_job = new_job(f"{job.name}: numerical gradients of {forward}")
+        planned = {}
+        for call in calls:
+            returned = returned_by_case.get(call.case.name)
+            special = judge_special is not None and judge_special.applies(call.case)
+            if returned is None or special or all(
+                    matches(returned[name], call.case.expected[name]) for name in names):
+                continue
+            inputs = [call.values[index] for _, index, _ in gradients]
+            directions = random_directions(call.case, inputs)
+            planned[call.case.name] = (plan_numeric(numeric_job, forward, call, gradients, directions),
+                                       directions, call.case.inputs["dout"])
+        if not planned:
+            return {}
+        numeric_outcome = outcome.run_more(numeric_job)
+        return {name: (numeric_results(numeric_outcome, numeric_steps, dout), directions)
+                for name, (numeric_steps, directions, dout) in planned.items()}
+
     def evaluate(outcome, tally):
-        for call, (forward_step, backward_step, numeric_step, directions) in zip(calls, steps):
+        returned_by_case, problems = {}, {}
+        for call, (forward_step, backward_step) in zip(calls, steps):
+            returned, problem = returned_gradients(outcome, call, forward_step, backward_step)
+            if problem:
+                problems[call.case.name] = problem
+            else:
+                returned_by_case[call.case.name] = returned
+        numeric_by_case = numerical_derivatives(outcome, returned_by_case)
+        for call, (_, backward_step) in zip(calls, steps):
             case = call.case
             text = (f"{call.text(forward)}, then {backward}"
                     f"(dout {fmt_shape(case.inputs['dout'].shape)}, cache)")
-            result = outcome.results[backward_step]
-            forward_result = outcome.results[forward_step]
-            if not forward_result.ok:
-                tally.failed_call(case, text, len(gradients),
-                                  forward_failed(forward, backward, forward_result))
+            if case.name in problems:
+                tally.failed_call(case, text, len(gradients), problems[case.name])
                 continue
-            if not result.ok:
-                tally.failed_call(case, text, len(gradients), result.error_text())
-                continue
-            returned, problem = unpack(result.value, names, backward)
-            if problem:
-                tally.failed_call(case, text, len(gradients), problem)
-                continue
-            if numeric_step is None:
+            returned = returned_by_case[case.name]
+            if judge_special is not None and judge_special.applies(case):
                 verdicts = judge_special(case, returned)
             else:
-                numeric = numeric_results(outcome.results[numeric_step], len(gradients))
+                numeric, directions = numeric_by_case.get(case.name, ([None] * len(gradients),
+                                                                      [None] * len(gradients)))
                 verdicts = [judge_gradient(name, returned[name], case.expected[name], axes, case,
                                            numeric[k], directions[k], forward,
                                            case.variants.get(name), messages.get(name))
                             for k, (name, _, axes) in enumerate(gradients)]
             tally.case(case, text, verdicts)
             tally.outputs(case, returned)
+            result = outcome.results[backward_step]
             tally.inputs(case, unchanged_inputs(result.args, {0: ("dout", case.inputs["dout"])}))
     return evaluate
 
@@ -448,6 +506,7 @@ def run_plans(env, job, plans):
     if not plans:
         return {}
     outcome = env.run(job)
+    outcome.run_more = env.run    # for the jobs an evaluator finds it needs (numerical gradients)
     results = {}
     for check, plan in plans.items():
         tally = Tally(plan.function, env.cases.public_only)

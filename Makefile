@@ -23,8 +23,8 @@ help:
 	@echo "make cases      regenerate the grader's test cases (autograder/cases) from solutions/"
 	@echo "make bench      CPU time, wall time and peak memory of grading the reference"
 	@echo "make handout    regenerate assignments/ and dist/handout.zip from solutions/"
-	@echo "make autograder-zip  build dist/autograder.zip (upload it to Gradescope)"
 	@echo "                (verify without writing: $(PY) -m autograder handout --check)"
+	@echo "make autograder-zip  build dist/autograder.zip (upload it to Gradescope)"
 
 install: $(STAMP)
 

@@ -79,7 +79,6 @@ class Grading:
         self.notes = []
         self.leaderboard = []
         self.failed = False
-        self.unavailable_parts = 0
         self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
 
     def internal_error(self, what, exc, entries=()):
@@ -117,16 +116,8 @@ class Grading:
             self.tests.append(make_test(entry.number, entry.name, 0, entry.points, message,
                                         entry.visibility, entry.tags))
 
-    def grade_part(self, name, entries, ctx, next_section):
+    def grade_part(self, name, entries, ctx):
         module = load_part(name)
-        if module is None:
-            number = str(next_section + self.unavailable_parts)
-            self.unavailable_parts += 1
-            self.tests.append(make_test(
-                number, f"{name} part: not yet available", 0, 0,
-                f"This version of the autograder does not grade the {name} part yet; "
-                f"no points are given or taken for it."))
-            return
         check_ids_known(entries, name, module.CHECKS)
         cpu, workers, wall = time.process_time(), ctx.sandbox.total_cpu_seconds, time.monotonic()
         try:
@@ -170,8 +161,6 @@ class Grading:
                                  rubric_path=Path(args.rubric),
                                  leaderboard=self.leaderboard, notes=self.notes)
             parts = list(PARTS) if args.part == "all" else [args.part]
-            # A part this copy cannot grade yet is listed under the next free section number.
-            next_section = 1 + max([int(entry.number.split(".")[0]) for entry in entries] + [0])
             if threading.current_thread() is threading.main_thread():
                 previous_handler = signal.signal(signal.SIGALRM, _watchdog)
                 signal.alarm(int(args.time_budget) + WATCHDOG_GRACE)
@@ -181,7 +170,7 @@ class Grading:
                     if time.monotonic() >= deadline:
                         self.not_run(part_entries)
                     else:
-                        self.grade_part(name, part_entries, ctx, next_section)
+                        self.grade_part(name, part_entries, ctx)
                 except BudgetExceeded:
                     self.not_run([e for e in part_entries
                                   if e.number not in {t["number"] for t in self.tests}])

@@ -7,8 +7,7 @@
 - ``grade(ctx, check_ids) -> {check id: CheckResult}``.
 
 A part never imports student code: it describes calls as sandbox Jobs and
-runs them with ``ctx.run(job)``. A part listed here whose module does not
-exist yet is reported as "not yet available" instead of being scored.
+runs them with ``ctx.run(job)``.
 """
 import importlib
 from dataclasses import dataclass, field
@@ -50,11 +49,5 @@ class GradingContext:
 
 
 def load_part(name):
-    """The part's module, or None when this copy of the autograder does not have it."""
-    module_name = PARTS[name]
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
+    """The module that grades part `name` (see PARTS)."""
+    return importlib.import_module(PARTS[name])

@@ -18,8 +18,8 @@ import numpy as np
 
 from autograder.parts.cnn.curves import BAND_FORMAT, BAND_PATH, Curve
 from autograder.parts.cnn.jobs import curves_job, error_text
-from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, GRADING_SEED, SMOOTHING_WINDOW,
-                                           load_curve_subset, smoothed)
+from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, GRADING_SEED, evaluation_steps,
+                                           load_curve_subset)
 from autograder.sandbox import Sandbox
 
 REFERENCE_MODELS = Path(__file__).resolve().parent.parent / "solutions" / "cnn" / "models.py"
@@ -58,28 +58,24 @@ def calibrate(seeds, data_dir=None, sandbox=None):
     runs = {}
     for (name, seed), step_id in steps.items():
         result = outcome[step_id]
-        curve = Curve.from_value(name, result.value) if result.ok else None
+        curve = (Curve.from_value(name, result.value, subset["y_val"], evaluation_steps())
+                 if result.ok else None)
         why = (error_text(result) if not result.ok else "no usable history" if curve is None
                else curve.problem(total_steps))
         if why:
             raise RuntimeError(f"reference {name}, seed {seed}: {why}")
         runs[(name, seed)] = curve
     convnets = [runs[("ConvNet", seed)] for seed in seeds]
-    eval_steps = convnets[0].val_step.tolist()
     return {
         "format": BAND_FORMAT,
         "protocol": CURVE_PROTOCOL,
         "seeds": list(seeds),
         "model": "reference ConvNet of solutions/cnn/models.py",
-        "smoothing_window": SMOOTHING_WINDOW,
         "slack": {"spreads": SLACK_SPREADS, "minimum": SLACK_MINIMUM},
-        "held_out": {"steps": eval_steps, **band_of([c.val_loss for c in convnets])},
-        "train_smoothed": {"steps": eval_steps,
-                           **band_of([smoothed(c.train_loss, eval_steps) for c in convnets])},
+        "held_out": {"steps": convnets[0].val_step.tolist(), **band_of([c.val_loss for c in convnets])},
         "fcnet_held_out_mean": _rounded(np.mean([runs[("FCNet", s)].val_loss for s in seeds], axis=0)),
         "per_seed": {str(seed): {name: {"held_out": _rounded(runs[(name, seed)].val_loss),
-                                        "train_smoothed": _rounded(smoothed(runs[(name, seed)].train_loss,
-                                                                            eval_steps))}
+                                        "held_out_accuracy": _rounded(runs[(name, seed)].val_accuracy)}
                                  for name in ("ConvNet", "FCNet")} for seed in seeds},
     }
 

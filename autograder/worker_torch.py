@@ -7,7 +7,6 @@ functions below as job steps and gets back plain data only.
 Errors meant for the student are raised as StudentError with a message that
 says what was found and what to do; the worker reports its text.
 """
-import functools
 import inspect
 import os
 import re
@@ -249,24 +248,42 @@ def predict(model, images):
 
 # -- training curves -------------------------------------------------------------------
 
-def train_curve(class_name, x_train, y_train, x_val, y_val, config, seed):
+def train_curve(class_name, x_train, y_train, x_val, config, seed):
     """Train a fresh class_name() with the provided train.train and config
-    (TrainConfig fields) on the given subset. Returns per-step training loss,
-    held-out loss at each evaluation, and the divergence step (0: none)."""
+    (TrainConfig fields) on x_train/y_train. The held-out labels never reach
+    this process: at every evaluation (and once before training, step 0) it
+    records the model's logits on x_val, and the grader scores them.
+
+    Returns the per-step training loss as the loop reported it, the
+    evaluation steps, the held-out logits (evaluations, N, 10) as float32,
+    and the step at which the loss stopped being finite (0: never)."""
     _single_thread()
     train = sys.modules["train"]
     model = build_model(class_name, seed)
-    data = {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val}
-    # train.train evaluates the held-out images with evaluate()'s default batch
-    # of 500; the smaller batch keeps the worker within the memory budget.
+    logits = []
+
+    def record_logits(model, images, labels=None, batch_size=EVAL_BATCH, bf16=False):
+        # Smaller batches than evaluate()'s default of 500 keep the worker within its memory budget.
+        out = np.asarray(train.predict(model, images, batch_size=EVAL_BATCH, bf16=bf16))
+        if out.shape != (len(images), 10):
+            raise StudentError(f"{class_name} returned logits of shape {out.shape} for the "
+                               f"{len(images)} held-out images; expected ({len(images)}, 10)")
+        logits.append(out.astype(np.float32))
+        return float("nan"), float("nan")     # the loss is the grader's to compute
+
+    record_logits(model, x_val)               # step 0: before any training
+
+    # train.train needs labels next to x_val to evaluate; it gets placeholders.
+    data = {"x_train": x_train, "y_train": y_train, "x_val": x_val,
+            "y_val": np.zeros(len(x_val), dtype=np.int64)}
     evaluate = train.evaluate
-    train.evaluate = functools.partial(evaluate, batch_size=EVAL_BATCH)
+    train.evaluate = record_logits
     try:
         history = train.train(model, data, train.TrainConfig(**dict(config, seed=seed)), progress=False)
     finally:
         train.evaluate = evaluate
     return {"train_loss": np.array(history["train_loss"], dtype=np.float64),
-            "val_step": np.array([v["step"] for v in history["val"]], dtype=np.int64),
-            "val_loss": np.array([v["loss"] for v in history["val"]], dtype=np.float64),
+            "val_step": np.array([0] + [v["step"] for v in history["val"]], dtype=np.int64),
+            "val_logits": np.stack(logits),
             "diverged_at_step": int(history.get("diverged_at_step", 0)),
             "parameters": int(history["parameters"])}

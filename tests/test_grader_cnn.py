@@ -26,7 +26,7 @@ from autograder.parts import GradingContext
 from autograder.parts.cnn import CURVE_CHECKS, grade_curves
 from autograder.parts.cnn import curves as curve_checks
 from autograder.parts.cnn.jobs import error_text, new_job
-from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL
+from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
 from autograder.parts.cnn.settings import DEFAULTS, SettingsError, load_settings
 from autograder.results import validate
 from autograder.rubric import RUBRIC_PATH, load_rubric
@@ -184,7 +184,7 @@ def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_r
     assert "ConvNet test accuracy 87." in outputs["6.1"]
     assert "FCNet test accuracy 5" in outputs["6.4"]
     assert "final held-out loss: ConvNet 1.4" in outputs["7.2"]
-    assert "held-out loss by step {50:" in outputs["7.4"]
+    assert "held-out loss by step {0: 2.30" in outputs["7.4"]
     plot = folder / curve_checks.PLOT_NAME
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(plot) in results["output"]
@@ -475,9 +475,8 @@ def test_small_models_that_learn_pass_the_comparison_checks(tmp_path, curve_data
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 @pytest.mark.parametrize("convnet, expected", [
-    (CONSTANT_CONVNET, "ConvNet does not learn: smoothed training loss went from 2.303"),
+    (CONSTANT_CONVNET, "ConvNet does not learn: held-out loss went from 2.303 before training to 2.303"),
     (DIVERGING_CONVNET, "ConvNet's training loss became NaN or infinite at step"),
 ])
 def test_a_model_that_does_not_learn_or_diverges_fails_the_curve_checks(tmp_path, curve_data, convnet, expected):
@@ -504,11 +503,51 @@ def test_a_crashing_training_run_fails_every_curve_check_with_the_error(tmp_path
                                                  "raised RuntimeError: shapes do not match")
 
 
+# Runs in the worker next to the provided training loop: rewrites what the
+# loop reports for a ConvNet that learns nothing.
+FORGED_REPORT = """
+import sys
+import numpy as np
+
+_cnn = sys.modules["cnn"]
+_honest_train_curve = _cnn.train_curve
+
+
+def _forged_train_curve(class_name, *args):
+    run = _honest_train_curve(class_name, *args)
+    if class_name == "ConvNet":
+        run["train_loss"] = np.linspace(2.3, 0.05, len(run["train_loss"]))
+        run["val_loss"] = np.linspace(2.3, 0.1, len(run["val_step"]))
+        run["diverged_at_step"] = 0
+        # confident logits, but with no labels to go by
+        run["val_logits"] = np.where(np.arange(10) == 3, 20.0, 0.0) + 0 * run["val_logits"]
+    return run
+
+
+_cnn.train_curve = _forged_train_curve
+"""
+
+
+@pytest.mark.slow
+def test_a_model_that_forges_its_reported_losses_earns_no_curve_points(tmp_path, curve_data):
+    honest = run_curves(write_models(tmp_path / "honest", convnet=CONSTANT_CONVNET), curve_data,
+                        tmp_path)
+    forged = run_curves(write_models(tmp_path / "forged", convnet=CONSTANT_CONVNET, extra=FORGED_REPORT),
+                        curve_data, tmp_path)
+    for check in CURVE_CHECKS:
+        assert forged[check].fraction <= honest[check].fraction, (check, forged[check])
+    assert forged["curves_fall"].fraction == 0.5
+    assert forged["curves_fall"].summary.startswith("ConvNet does not learn: held-out loss went from")
+    assert forged["curve_convnet_below_fcnet"].fraction == 0.0
+
+
 # -- curve judgements on hand-made runs ---------------------------------------------------------------
 
 def make_curve(name, start, end, held_out, steps=200, diverged=0):
+    """A run evaluated at steps 0 (before training), 50, ..., 200."""
     train = np.linspace(start, end, steps)
-    return curve_checks.Curve(name, train, np.array([50, 100, 150, 200]), np.array(held_out, float), diverged)
+    return curve_checks.Curve(name, train, np.array([0, 50, 100, 150, 200]),
+                              np.array([CHANCE_LOSS] + list(held_out), float), diverged)
 
 
 def test_margin_area_and_band_judgements():
@@ -521,23 +560,53 @@ def test_margin_area_and_band_judgements():
     assert curve_checks.judge_area(fcnet, far, 200).fraction == 1.0
     assert curve_checks.judge_area(far, fcnet, 200).fraction == 0.0
     band = {"seeds": [0, 1, 2, 3, 4],
-            "held_out": {"steps": [50, 100, 150, 200], "low": [1.7, 1.6, 1.4, 1.25],
-                         "high": [2.3, 2.1, 1.9, 1.7]},
-            "train_smoothed": {"steps": [100, 200], "low": [1.5, 1.2], "high": [2.3, 1.9]}}
+            "held_out": {"steps": [0, 50, 100, 150, 200], "low": [2.0, 1.7, 1.6, 1.4, 1.25],
+                         "high": [2.4, 2.3, 2.1, 1.9, 1.7]}}
     assert curve_checks.judge_band(far, band, 200).fraction == 1.0
     slow = curve_checks.judge_band(fcnet, band, 200)
-    assert slow.fraction == 4 / 6
+    # step 0 (before training) is not judged: initialisations may differ
+    assert slow.fraction == 2 / 4
     assert "step 50: held-out loss 2.500 is above the band [1.700, 2.300]" in slow.details[0]
+    assert "step 200: held-out loss 1.720 is above the band [1.250, 1.700]" in slow.details[1]
 
 
-def test_falling_needs_a_drop_in_training_loss_and_a_held_out_loss_below_chance():
+def test_learning_needs_the_held_out_loss_to_drop_and_end_below_chance():
     settings = dict(DEFAULTS)
-    flat = make_curve("ConvNet", 2.30, 2.25, [2.3, 2.3, 2.3, 2.29])
-    overfits = make_curve("FCNet", 2.3, 1.0, [2.3, 2.3, 2.3, CHANCE_LOSS])
+    flat = make_curve("ConvNet", 2.30, 1.2, [2.3, 2.3, 2.3, 2.29])
+    overfits = make_curve("FCNet", 2.3, 1.0, [2.1, 2.0, 2.1, CHANCE_LOSS - 0.05])
     result = curve_checks.judge_fall([flat, overfits], settings, 200)
     assert result.fraction == 0.0
-    assert "needs a drop of at least 0.1" in result.summary
-    assert any("is not below 2.203" in line for line in result.details)
+    assert result.summary.startswith("ConvNet does not learn: held-out loss went from 2.303 "
+                                     "before training to 2.290 (needs a drop of at least 0.1)")
+    assert any("final held-out loss 2.253 is not below 2.203" in line for line in result.details)
+    learns = make_curve("ConvNet", 2.3, 1.2, [2.0, 1.8, 1.7, 1.6])
+    assert curve_checks.judge_fall([learns, learns], settings, 200).fraction == 1.0
+
+
+def test_held_out_loss_is_computed_by_the_grader_from_logits_and_its_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 40, 10)).astype(np.float32) * [[[1.0]], [[5.0]], [[30.0]]]
+    labels = rng.integers(0, 10, 40)
+    losses, accuracy = curve_checks.held_out_scores(logits, labels)
+    for index in range(3):
+        expected = torch.nn.functional.cross_entropy(torch.from_numpy(logits[index]).double(),
+                                                     torch.from_numpy(labels))
+        assert losses[index] == pytest.approx(float(expected), rel=1e-9)
+        assert accuracy[index] == np.mean(logits[index].argmax(1) == labels)
+    logits[1, 3, 2] = np.nan
+    assert np.isnan(curve_checks.held_out_scores(logits, labels)[0][1])
+
+    steps = [0, 50, 100]
+    value = {"train_loss": np.linspace(2.3, 1.0, 100), "val_step": np.array(steps),
+             "val_logits": logits, "diverged_at_step": 0}
+    curve = curve_checks.Curve.from_value("ConvNet", value, labels, steps)
+    assert curve.val_loss[0] == pytest.approx(losses[0])
+    assert "held-out logits are NaN or infinite" in curve.problem(100)
+    # anything but logits of every evaluation for every held-out image is not a run
+    assert curve_checks.Curve.from_value("ConvNet", value, labels[:-1], steps) is None
+    assert curve_checks.Curve.from_value("ConvNet", value, labels, [0, 25, 100]) is None
+    assert curve_checks.Curve.from_value("ConvNet", dict(value, val_logits=logits[..., :9]), labels, steps) is None
+    assert curve_checks.Curve.from_value("ConvNet", {"val_loss": [0.1, 0.1, 0.1]}, labels, steps) is None
 
 
 # -- rubric, settings, band -----------------------------------------------------------------------
@@ -567,7 +636,10 @@ def test_shipped_band_matches_the_protocol_and_holds_the_reference_with_slack():
     band = curve_checks.load_band()
     assert band["protocol"] == CURVE_PROTOCOL and len(band["seeds"]) >= 5
     held = band["held_out"]
-    for mean, spread, low, high in zip(held["mean"], held["spread"], held["low"], held["high"]):
+    assert held["steps"] == evaluation_steps() and held["steps"][0] == 0
+    # before training, the reference is at chance level whatever the seed
+    assert abs(held["mean"][0] - CHANCE_LOSS) < 0.02
+    for mean, spread, low, high in list(zip(held["mean"], held["spread"], held["low"], held["high"]))[1:]:
         assert low < mean - 2 * spread and high > mean + 2 * spread and high - low >= 0.3
     # the reference FCNet ends outside the ConvNet band: the band tells the two apart
     assert band["fcnet_held_out_mean"][-1] > held["high"][-1]

@@ -6,15 +6,17 @@ inspects both classes, loads each checkpoint strictly and predicts the
 10,000 test images, sent in an order only the grader knows (it keeps the
 labels and scores the logits itself); the second trains fresh FCNet() and
 ConvNet() with the provided training loop on a fixed subset for the curve
-checks. Accuracy and curve points need the architecture rules met, so a
+checks, and returns their logits on held-out images whose labels, again,
+only the grader has (the curve checks score the held-out loss it computes).
+Accuracy and curve points need the architecture rules met, so a
 rule-breaking model cannot buy points with size.
 """
 from autograder.parts import CheckResult
 from autograder.parts.cnn import accuracy, architecture, curves
 from autograder.parts.cnn.jobs import (CHECKPOINTS, MODEL_NAMES, MODELS_FILE, curves_job, error_text,
                                        models_job)
-from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, load_curve_subset,
-                                           load_test_set)
+from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, evaluation_steps,
+                                           load_curve_subset, load_test_set)
 from autograder.parts.cnn.settings import load_settings
 
 TITLE = "PyTorch models"
@@ -29,7 +31,7 @@ CHECKS = {
     **{f"convnet_accuracy_{tier}": f"ConvNet test accuracy reaches tier {tier}"
        for tier in range(1, TIERS + 1)},
     "fcnet_accuracy": "FCNet test accuracy reaches its threshold",
-    "curves_fall": "both training runs lower their loss",
+    "curves_fall": "both models lower their held-out loss below chance",
     "curve_convnet_below_fcnet": "ConvNet's final held-out loss below FCNet's by the margin",
     "curve_convnet_area": "ConvNet's area under the held-out loss curve below FCNet's",
     "curve_convnet_band": "ConvNet's curve inside the reference band",
@@ -159,12 +161,15 @@ def grade_curves(ctx, settings, architecture_ok, protocol=CURVE_PROTOCOL, band_p
         return {check: CheckResult(0.0, "not run: no CIFAR-10 training images for the curve checks",
                                    [str(exc)]) for check in CURVE_CHECKS}
     job, steps = curves_job(ctx.sandbox, subset, protocol)
+    held_out_labels = subset["y_val"]
     del subset
     outcome = ctx.run(job).results
     runs, failures = {}, {}
+    eval_steps = evaluation_steps(protocol)
     for (name, _), step_id in steps.items():
         result = outcome[step_id]
-        curve = curves.Curve.from_value(name, result.value) if result.ok else None
+        curve = (curves.Curve.from_value(name, result.value, held_out_labels, eval_steps)
+                 if result.ok else None)
         if curve is None:
             failures[name] = (f"training {name}() with the provided loop failed: "
                               + (error_text(result) if not result.ok else "it returned no usable history"))

@@ -10,7 +10,7 @@ from autograder.parts import CheckResult
 from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, SMOOTHING_WINDOW, smoothed
 
 BAND_PATH = Path(__file__).resolve().parents[2] / "reference" / "curve_band.json"
-BAND_FORMAT = 1
+BAND_FORMAT = 2
 PLOT_NAME = "cnn_curves.png"
 
 
@@ -18,51 +18,82 @@ class BandError(Exception):
     """The shipped reference band is missing or does not match the protocol."""
 
 
+def held_out_scores(logits, labels):
+    """(mean cross-entropy, accuracy) of each evaluation's logits (E, N, 10)
+    against the labels (N,), in float64; NaN where a logit is not finite."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = logits.max(axis=2, keepdims=True)
+        log_norm = np.log(np.exp(logits - peak).sum(axis=2)) + peak[..., 0]
+        chosen = np.take_along_axis(logits, labels[None, :, None], axis=2)[..., 0]
+        losses = (log_norm - chosen).mean(axis=1)
+    finite = np.isfinite(logits).all(axis=(1, 2))
+    losses[~finite] = np.nan
+    accuracy = (logits.argmax(axis=2) == labels[None, :]).mean(axis=1)
+    return losses, accuracy
+
+
 @dataclass
 class Curve:
-    """One training run as the worker reported it."""
+    """One training run: the training loss as the worker's loop reported it
+    (shown, never scored: student code ran in that process and could have
+    changed it) and the held-out loss the grader computed itself from the
+    returned logits and labels the worker never saw."""
     name: str
     train_loss: np.ndarray
     val_step: np.ndarray
     val_loss: np.ndarray
     diverged_at_step: int
+    val_accuracy: np.ndarray = None
 
     @classmethod
-    def from_value(cls, name, value):
-        """A Curve from worker_torch.train_curve's result, or None when it is malformed."""
+    def from_value(cls, name, value, labels, eval_steps):
+        """A Curve from worker_torch.train_curve's result scored against the
+        held-out labels, or None when the result is malformed: wrong shapes,
+        or other evaluation steps than eval_steps (the protocol's) for a run
+        that did not diverge."""
         try:
-            curve = cls(name, np.asarray(value["train_loss"], dtype=np.float64),
-                        np.asarray(value["val_step"], dtype=np.int64),
-                        np.asarray(value["val_loss"], dtype=np.float64),
-                        int(value["diverged_at_step"]))
+            train_loss = np.asarray(value["train_loss"], dtype=np.float64)
+            val_step = np.asarray(value["val_step"], dtype=np.int64)
+            logits = value["val_logits"]
+            diverged = int(value["diverged_at_step"])
         except (KeyError, TypeError, ValueError):
             return None
-        if curve.train_loss.ndim != 1 or curve.val_step.shape != curve.val_loss.shape:
+        if (train_loss.ndim != 1 or val_step.ndim != 1 or not isinstance(logits, np.ndarray)
+                or logits.shape != (len(val_step), len(labels), 10)):
             return None
-        return curve
+        if not diverged and val_step.tolist() != list(eval_steps):
+            return None
+        val_loss, val_accuracy = held_out_scores(logits, labels)
+        return cls(name, train_loss, val_step, val_loss, diverged, val_accuracy)
 
     @property
     def final_val(self):
         return float(self.val_loss[-1]) if len(self.val_loss) else float("nan")
 
     def problem(self, expected_steps):
-        """Why this run cannot be compared (diverged, NaN, too short), or None."""
+        """Why this run cannot be compared (diverged, NaN, incomplete), or None."""
         if self.diverged_at_step:
             return (f"{self.name}'s training loss became NaN or infinite at step "
                     f"{self.diverged_at_step} of {expected_steps}: the model diverges with the "
                     f"provided training loop (check the forward pass, initialisation, and any "
                     f"scaling of the logits)")
-        if len(self.train_loss) != expected_steps or not np.all(np.isfinite(self.train_loss)):
+        if len(self.train_loss) != expected_steps or not len(self.val_step) or self.val_step[-1] != expected_steps:
             return f"{self.name}'s run stopped after {len(self.train_loss)} of {expected_steps} steps"
-        if not len(self.val_loss) or not np.all(np.isfinite(self.val_loss)):
-            return f"{self.name}'s held-out loss is NaN or infinite"
+        if not np.all(np.isfinite(self.val_loss)):
+            return f"{self.name}'s held-out logits are NaN or infinite"
         return None
 
     def describe(self):
         points = ", ".join(f"{step}: {loss:.3f}" for step, loss in zip(self.val_step, self.val_loss))
-        start, end = smoothed(self.train_loss, [SMOOTHING_WINDOW, len(self.train_loss)])
-        return (f"{self.name}: smoothed training loss {start:.3f} -> {end:.3f}; "
-                f"held-out loss by step {{{points}}}")
+        text = f"{self.name}: held-out loss by step {{{points}}}"
+        if self.val_accuracy is not None and len(self.val_accuracy):
+            text += f", final held-out accuracy {self.val_accuracy[-1]:.1%}"
+        if len(self.train_loss) >= SMOOTHING_WINDOW:
+            start, end = smoothed(self.train_loss, [SMOOTHING_WINDOW, len(self.train_loss)])
+            text += f"; training loss as your run reported it (not scored) {start:.3f} -> {end:.3f}"
+        return text
 
 
 def load_band(path=BAND_PATH, protocol=CURVE_PROTOCOL):
@@ -80,8 +111,8 @@ def load_band(path=BAND_PATH, protocol=CURVE_PROTOCOL):
 
 
 def judge_fall(curves, settings, steps):
-    """Both curves fall: smoothed training loss drops by curve_fall and the
-    final held-out loss is curve_fall below chance. Half the points each."""
+    """Both models learn: the held-out loss drops by curve_fall from its value
+    before training and ends curve_fall below chance. Half the points each."""
     fall = settings["curve_fall"]
     lines, passed = [], 0
     for curve in curves:
@@ -89,21 +120,21 @@ def judge_fall(curves, settings, steps):
         if problem:
             lines.append(problem)
             continue
-        start, end = smoothed(curve.train_loss, [SMOOTHING_WINDOW, len(curve.train_loss)])
+        first, last = float(curve.val_loss[0]), curve.final_val
         wrong = []
-        if not end <= start - fall:
-            wrong.append(f"smoothed training loss went from {start:.3f} to {end:.3f} (needs a drop "
-                         f"of at least {fall:g})")
-        if not curve.final_val <= CHANCE_LOSS - fall:
-            wrong.append(f"final held-out loss {curve.final_val:.3f} is not below "
-                         f"{CHANCE_LOSS - fall:.3f} (chance level ln 10 = {CHANCE_LOSS:.3f})")
+        if not last <= first - fall:
+            wrong.append(f"held-out loss went from {first:.3f} before training to {last:.3f} "
+                         f"(needs a drop of at least {fall:g})")
+        if not last <= CHANCE_LOSS - fall:
+            wrong.append(f"final held-out loss {last:.3f} is not below {CHANCE_LOSS - fall:.3f} "
+                         f"(chance level ln 10 = {CHANCE_LOSS:.3f})")
         if wrong:
             lines.append(f"{curve.name} does not learn: " + "; ".join(wrong))
         else:
             passed += 1
-            lines.append(f"{curve.name} learns: smoothed training loss {start:.3f} -> {end:.3f}, "
-                         f"final held-out loss {curve.final_val:.3f}")
-    summary = ("both loss curves fall" if passed == len(curves)
+            lines.append(f"{curve.name} learns: held-out loss {first:.3f} before training, "
+                         f"{last:.3f} after {steps} steps")
+    summary = ("both models learn" if passed == len(curves)
                else next(line for line in lines if "learns:" not in line))
     return CheckResult(passed / len(curves), summary, [l for l in lines if l != summary])
 
@@ -143,32 +174,27 @@ def judge_area(fcnet, convnet, steps):
 
 
 def judge_band(convnet, band, steps):
-    """Share of the ConvNet's held-out points and smoothed training-loss
-    points that lie inside the reference band."""
+    """Share of the ConvNet's held-out points (after training began) that lie
+    inside the reference band."""
     problem = convnet.problem(steps)
     if problem:
         return CheckResult(0.0, problem)
-    inside, lines = 0, []
     held = band["held_out"]
     actual = dict(zip(convnet.val_step.tolist(), convnet.val_loss.tolist()))
-    train_band = band["train_smoothed"]
-    train_actual = smoothed(convnet.train_loss, train_band["steps"])
-    rows = [("held-out loss", step, actual.get(step, float("nan")), low, high)
-            for step, low, high in zip(held["steps"], held["low"], held["high"])]
-    rows += [("smoothed training loss", step, value, low, high)
-             for step, value, low, high in zip(train_band["steps"], train_actual,
-                                               train_band["low"], train_band["high"])]
-    for what, step, value, low, high in rows:
+    rows = [(step, actual.get(step, float("nan")), low, high)
+            for step, low, high in zip(held["steps"], held["low"], held["high"]) if step > 0]
+    inside, lines = 0, []
+    for step, value, low, high in rows:
         ok = low <= value <= high
         inside += ok
         if not ok:
             side = "above" if value > high else "below" if value < low else "missing from"
-            lines.append(f"  step {step}: {what} {value:.3f} is {side} the band [{low:.3f}, {high:.3f}]")
-    summary = (f"ConvNet curve inside the reference band at {inside} of {len(rows)} points "
-               f"(reference ConvNet over {len(band['seeds'])} seeds, wide slack)")
+            lines.append(f"  step {step}: held-out loss {value:.3f} is {side} the band "
+                         f"[{low:.3f}, {high:.3f}]")
+    summary = (f"ConvNet's held-out loss inside the reference band at {inside} of {len(rows)} "
+               f"evaluations (reference ConvNet over {len(band['seeds'])} seeds, wide slack)")
     lines.append("  band of the held-out loss by step: {" + ", ".join(
-        f"{step}: [{low:.3f}, {high:.3f}]" for step, low, high in zip(held["steps"], held["low"], held["high"]))
-        + "}")
+        f"{step}: [{low:.3f}, {high:.3f}]" for step, _, low, high in rows) + "}")
     return CheckResult(inside / len(rows), summary, lines)
 
 
@@ -181,17 +207,15 @@ def plot(path, fcnet, convnet, band):
 
     figure, axis = plt.subplots(figsize=(8, 5), dpi=100)
     if band is not None:
-        held, train = band["held_out"], band["train_smoothed"]
+        held = band["held_out"]
         axis.fill_between(held["steps"], held["low"], held["high"], color="tab:blue", alpha=0.15,
                           label="reference ConvNet band (held-out)")
-        axis.fill_between(train["steps"], train["low"], train["high"], color="tab:blue", alpha=0.07,
-                          hatch="//", label="reference ConvNet band (training, smoothed)")
     for curve, color in ((fcnet, "tab:orange"), (convnet, "tab:blue")):
         if curve is None:
             continue
         steps = np.arange(1, len(curve.train_loss) + 1)
-        axis.plot(steps, smoothed(curve.train_loss, steps), color=color, linewidth=1,
-                  label=f"{curve.name} training loss (mean of {SMOOTHING_WINDOW} steps)")
+        axis.plot(steps, smoothed(curve.train_loss, steps), color=color, linewidth=1, alpha=0.6,
+                  label=f"{curve.name} training loss as reported (mean of {SMOOTHING_WINDOW} steps)")
         axis.plot(curve.val_step, curve.val_loss, "o--", color=color, label=f"{curve.name} held-out loss")
     axis.set_xlabel("training step")
     axis.set_ylabel("cross-entropy loss")

@@ -47,17 +47,18 @@ def models_job(sandbox, checkpoints, test_images):
 
 
 def curves_job(sandbox, subset, protocol=CURVE_PROTOCOL, seeds=(GRADING_SEED,), models=("FCNet", "ConvNet")):
-    """Train fresh models on the protocol's subset, one unit per (model, seed)."""
+    """Train fresh models on the protocol's subset, one unit per (model, seed).
+    The held-out labels (subset['y_val']) are not sent: the worker returns
+    held-out logits and the caller scores them (curves.Curve.from_value)."""
     job = new_job("cnn curves", [])
-    arrays = {key: job.array(value) for key, value in subset.items()}
+    arrays = {key: job.array(subset[key]) for key in ("x_train", "y_train", "x_val")}
     steps = {}
     for seed in seeds:
         for name in models:
             job.new_unit()
             steps[(name, seed)] = job.call(
                 "cnn.train_curve", name, arrays["x_train"], arrays["y_train"], arrays["x_val"],
-                arrays["y_val"], protocol["config"], seed,
-                timeout_scale=_scale(sandbox, f"train_{name.lower()}"))
+                protocol["config"], seed, timeout_scale=_scale(sandbox, f"train_{name.lower()}"))
     return job, steps
 
 

@@ -15,8 +15,10 @@ import numpy as np
 from autograder.provided import load_data_module
 
 # Fresh FCNet() and ConvNet() are trained with train.py's train() and these
-# TrainConfig fields on TRAIN_SIZE training images, evaluated every 50 steps
-# on HELD_OUT_SIZE other training images (both fixed by SUBSET_SEED).
+# TrainConfig fields on train_size training images, and evaluated before
+# training and every eval_every steps on held_out_size other training images
+# (both fixed by subset_seed). The worker returns the held-out logits; the
+# held-out labels stay in the grader, which computes the losses.
 CURVE_PROTOCOL = {
     "training_images": 50_000,   # the permutation runs over the whole training set
     "train_size": 4096,
@@ -102,6 +104,15 @@ def load_curve_subset(data_dir, protocol=CURVE_PROTOCOL):
     split = protocol["train_size"]
     return {"x_train": images[:split], "y_train": labels[:split],
             "x_val": images[split:], "y_val": labels[split:]}
+
+
+def evaluation_steps(protocol=CURVE_PROTOCOL):
+    """The steps at which a run's held-out logits are recorded: 0 (before
+    training), every eval_every steps, and the last step."""
+    config = protocol["config"]
+    total, every = config["max_steps"], config["eval_every"]
+    steps = list(range(0, total + 1, every))
+    return steps if steps[-1] == total else steps + [total]
 
 
 def smoothed(train_loss, steps, window=SMOOTHING_WINDOW):

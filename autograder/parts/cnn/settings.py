@@ -2,7 +2,7 @@
 these defaults. Keys: convnet_accuracy_tiers (one accuracy per check
 convnet_accuracy_1, _2, ...), fcnet_accuracy, convnet_weight_layers ([low,
 high]), convnet_max_parameters, fcnet_max_parameters, curve_fall (how much
-losses must drop), curve_margin (ConvNet's final held-out loss below FCNet's
+held-out losses must drop), curve_margin (ConvNet's final held-out loss below FCNet's
 by at least this)."""
 from pathlib import Path
 

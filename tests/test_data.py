@@ -235,18 +235,23 @@ def _archive_with_dataset(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(source / data.FOLDER, arcname=data.FOLDER)
         stray = b"not part of the data set"
-        info = tarfile.TarInfo("stray.txt")
-        info.size = len(stray)
-        tar.addfile(info, io.BytesIO(stray))
+        for name in ("stray.txt", f"{data.FOLDER}/../escaped.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = len(stray)
+            tar.addfile(info, io.BytesIO(stray))
     return archive, hashlib.md5(archive.read_bytes()).hexdigest(), written
 
 
-def test_download_checks_md5_and_unpacks(tmp_path):
+@pytest.mark.parametrize("tar_filters", [True, False], ids=["python with tar filters", "python 3.10.11"])
+def test_download_checks_md5_and_unpacks(tmp_path, monkeypatch, tar_filters):
+    if not tar_filters:    # Python before 3.10.12 has no extraction filters
+        monkeypatch.delattr(tarfile, "data_filter")
     archive, md5, written = _archive_with_dataset(tmp_path)
     dest = tmp_path / "dest"
     folder = data.download_cifar10(str(dest), url=archive.as_uri(), md5=md5)
     assert folder == str(dest / data.FOLDER)
     assert not (dest / "stray.txt").exists(), "extracted a file from outside cifar-10-batches-py"
+    assert not (dest / "escaped.txt").exists(), "extracted a member whose path leaves the folder"
     loaded = data.load_cifar10(folder)
     np.testing.assert_array_equal(loaded["x_test"], written[data.TEST_FILE][0])
     # A second call finds the folder and returns without fetching anything.

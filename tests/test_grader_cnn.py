@@ -11,10 +11,12 @@ import importlib.util
 import json
 import pickle
 import shutil
+import subprocess
 import sys
 import textwrap
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,7 +27,8 @@ from autograder import cli, provided
 from autograder.parts import GradingContext
 from autograder.parts.cnn import CURVE_CHECKS, grade_curves
 from autograder.parts.cnn import curves as curve_checks
-from autograder.parts.cnn.jobs import error_text, new_job
+from autograder.parts import cnn as cnn_part
+from autograder.parts.cnn.jobs import TorchMissing, error_text, new_job
 from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
 from autograder.parts.cnn.settings import DEFAULTS, SettingsError, load_settings
 from autograder.results import validate
@@ -188,6 +191,19 @@ def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_r
     plot = folder / curve_checks.PLOT_NAME
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(plot) in results["output"]
+
+
+def test_without_torch_for_the_workers_the_cnn_part_blames_the_installation(tmp_path):
+    """An image built without torch must not tell students their models.py
+    fails to import: the part stops with TorchMissing, which grade.py reports
+    as an autograder error on the CNN tests only."""
+    venv = tmp_path / "no-torch"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ctx = GradingContext(submission=find_submission(write_models(tmp_path / "sub")),
+                         sandbox=SimpleNamespace(python=str(venv / "bin" / "python")), cases_dir=None,
+                         rubric_path=RUBRIC_PATH)
+    with pytest.raises(TorchMissing, match=r"torch is not installed for .*no-torch/bin/python"):
+        cnn_part.grade(ctx, {"convnet_architecture"})
 
 
 # -- architecture ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ rule-breaking model cannot buy points with size.
 from autograder.parts import CheckResult
 from autograder.parts.cnn import accuracy, architecture, curves
 from autograder.parts.cnn.jobs import (CHECKPOINTS, MODEL_NAMES, MODELS_FILE, curves_job, error_text,
-                                       models_job)
+                                       models_job, require_torch)
 from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, evaluation_steps,
                                            load_curve_subset, load_test_set)
 from autograder.parts.cnn.settings import load_settings
@@ -44,6 +44,7 @@ LEADERBOARD_NAME = "ConvNet test accuracy"
 
 def grade(ctx, check_ids):
     settings = load_settings(ctx.rubric_path)
+    require_torch(ctx.sandbox)
     submission = ctx.submission
     if MODELS_FILE not in submission.files:
         message = submission.missing_message(MODELS_FILE)

@@ -1,6 +1,8 @@
 """The worker jobs of the CNN part (autograder/worker_torch.py runs the
 steps): the grader's provided data.py and train.py are loaded as helpers
 ``data`` and ``train`` before the submission's models.py."""
+import subprocess
+
 from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, SECONDS
 from autograder.provided import provided_path
 from autograder.sandbox import HERE, Job, StepResult
@@ -9,6 +11,22 @@ TORCH_HELPER = HERE / "worker_torch.py"
 MODELS_FILE = "models.py"
 CHECKPOINTS = {"ConvNet": "convnet.pt", "FCNet": "fcnet.pt"}
 MODEL_NAMES = ("ConvNet", "FCNet")
+
+
+class TorchMissing(RuntimeError):
+    """The workers' interpreter has no torch: a broken grader install, not a student mistake."""
+
+
+def require_torch(sandbox):
+    """Raise TorchMissing unless the interpreter that runs the workers can find
+    torch; otherwise every CNN check would blame the submission for an import
+    error that is the installation's."""
+    probe = subprocess.run([sandbox.python, "-I", "-c", "import importlib.util, sys; "
+                            "sys.exit(importlib.util.find_spec('torch') is None)"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    if probe.returncode != 0:
+        raise TorchMissing(f"torch is not installed for {sandbox.python}, the interpreter that runs "
+                           f"the workers; install torch==2.13.0 (CPU build) for it")
 
 
 def new_job(name, files):

@@ -150,13 +150,18 @@ class Grading:
             self.notes.extend(submission.problems.values())
             deadline = self.started + args.time_budget
             user = None if args.worker_user == "none" else args.worker_user
+            data_dir = args.data_dir or os.environ.get("CIFAR10_DIR")
+            # Where workers get a mount namespace, these are hidden from them
+            # too (the grader's own tree always is): test labels, hidden cases
+            # kept elsewhere, the results.
+            hidden = [Path(args.cases_dir), self.results_path.resolve().parent] + ([data_dir] if data_dir else [])
             sandbox = Sandbox(python=args.worker_python, call_timeout=args.call_timeout,
-                              deadline=deadline, user=user)
+                              deadline=deadline, user=user, hidden=hidden)
             for warning in sandbox.warnings:
                 print(f"sandbox: {warning}", file=sys.stderr)
             ctx = GradingContext(submission=submission, sandbox=sandbox,
                                  cases_dir=Path(args.cases_dir),
-                                 data_dir=args.data_dir or os.environ.get("CIFAR10_DIR"),
+                                 data_dir=data_dir,
                                  output_dir=self.results_path.resolve().parent,
                                  rubric_path=Path(args.rubric),
                                  leaderboard=self.leaderboard, notes=self.notes)

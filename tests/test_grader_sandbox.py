@@ -2,11 +2,16 @@
 and what happens when submission code raises, exits, hangs, crashes or
 writes garbage."""
 import os
+import shutil
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 
+from autograder import sandbox
 from autograder.sandbox import Job, Opaque, Sandbox, Unsupported
 
 REFERENCE_LAYERS = os.path.join(os.path.dirname(__file__), "..", "solutions", "cnn", "layers.py")
@@ -99,26 +104,27 @@ def test_sys_exit_costs_only_that_call(tmp_path):
 
 
 def test_a_hang_is_killed_with_its_children_and_later_units_still_run(tmp_path):
-    marker = tmp_path / "child.pid"
-    files = module_file(tmp_path, f"""
+    files = module_file(tmp_path, """
         import subprocess
+        children = []
+        def start():
+            children.append(subprocess.Popen(["sleep", "60"]))
+            return children[-1].pid
         def spin():
-            child = subprocess.Popen(["sleep", "60"])
-            open({str(marker)!r}, "w").write(str(child.pid))
             while True:
                 pass
         def fine():
             return 2
     """)
-    job, ids = student_job([("spin", []), ("fine", [])], [("fine", [])])
+    job, ids = student_job([("start", []), ("spin", []), ("fine", [])], [("fine", [])])
     started = time.monotonic()
     outcome = Sandbox(call_timeout=1.0).run(job, files)
     assert time.monotonic() - started < 10
-    assert "timed out: spin did not finish within 1 s" in outcome.results[ids[0][0]].error_text()
-    assert "an earlier call of the same case failed" in outcome.results[ids[0][1]].error_text()
+    assert "timed out: spin did not finish within 1 s" in outcome.results[ids[0][1]].error_text()
+    assert "an earlier call of the same case failed" in outcome.results[ids[0][2]].error_text()
     assert outcome.results[ids[1][0]].value == 2.0
     assert outcome.launches == 2
-    assert not process_alive(int(marker.read_text()))   # the whole process group was killed
+    assert not process_alive(int(outcome.results[ids[0][0]].value))   # the whole group was killed
 
 
 def test_os_exit_is_a_crash_of_that_call_only(tmp_path):
@@ -205,3 +211,183 @@ def test_worker_environment_is_scrubbed_and_cwd_holds_only_the_job_files(tmp_pat
     names, listing = Sandbox().run(job, files).results[ids[0][0]].value
     assert "SECRET_TOKEN" not in names
     assert listing == ["student.py"]
+
+
+# -- the worker's user and mount namespace (a root grader) ---------------------
+REPO = Path(__file__).resolve().parents[1]
+as_root = pytest.mark.skipif(os.geteuid() != 0,
+                             reason="the sandbox only changes user when the grader is root")
+with_mount_namespace = pytest.mark.skipif(os.geteuid() != 0 or not sandbox.mount_isolation(),
+                                          reason="needs a root grader that may create mount namespaces")
+
+
+def run_one(box, tmp_path, code, function="probe"):
+    files = module_file(tmp_path, code)
+    job, ids = student_job([(function, [])])
+    result = box.run(job, files).results[ids[0][0]]
+    assert result.ok, result.error_text()
+    return result.value
+
+
+@as_root
+def test_a_root_grader_runs_student_code_as_another_user(tmp_path):
+    box = Sandbox()
+    assert box.identity is not None and box.identity[0] != 0
+    assert not [warning for warning in box.warnings if "grader's own user" in warning]
+    uids = run_one(box, tmp_path, """
+        import os
+        def probe():
+            return [os.getuid(), os.geteuid(), os.getgid()]
+    """)
+    assert uids == [float(box.identity[0])] * 2 + [float(box.identity[1])]
+
+
+@with_mount_namespace
+def test_grader_files_and_closed_folders_are_hidden_from_the_worker(tmp_path):
+    """The worker still runs numpy from the project interpreter (under /root
+    here), but sees neither the grader's tree nor the rest of a closed folder
+    above the interpreter, and can write to neither."""
+    box = Sandbox()
+    plan = box.mount_plan()
+    assert str(REPO) in plan.hidden
+    hidden_cases = sorted(str(path) for path in (REPO / "autograder" / "cases" / "hidden").glob("*"))
+    secrets = [str(REPO / "solutions" / "cnn" / "layers.py"), str(REPO / "autograder" / "sandbox.py"),
+               str(REPO / ".git" / "HEAD")] + hidden_cases
+    temporary = os.path.realpath(tempfile.gettempdir())
+    closed = [folder for folder in plan.hidden if not folder.startswith(str(REPO)) and folder != temporary]
+    outside = [os.path.join(folder, name) for folder in closed for name in os.listdir(folder)]
+    # Another job's folder in the temporary folder (regrade --jobs N), open to everyone.
+    other_job = Path(tempfile.mkdtemp(prefix="autograder-job-"))
+    other_job.chmod(0o755)
+    (other_job / "layers.py").write_text("another student's code")
+    (other_job / "layers.py").chmod(0o644)
+    secrets.append(str(other_job / "layers.py"))
+    seen = run_one(box, tmp_path, f"""
+        import os, numpy
+        def probe():
+            found = {{}}
+            for path in {secrets + outside!r}:
+                try:
+                    with open(path, "rb") as handle:
+                        found[path] = "READ " + repr(handle.read(20))
+                except OSError as exc:
+                    found[path] = type(exc).__name__
+            for folder in [{str(REPO)!r}] + {closed!r}:
+                found["list " + folder] = sorted(os.listdir(folder))
+                try:
+                    open(os.path.join(folder, "written-by-student"), "w").close()
+                    found["write " + folder] = "WROTE"
+                except OSError as exc:
+                    found["write " + folder] = type(exc).__name__
+            try:
+                import autograder
+                found["import autograder"] = autograder.__file__
+            except ImportError as exc:
+                found["import autograder"] = type(exc).__name__
+            found["numpy"] = float(numpy.arange(4).sum())
+            return found
+    """)
+    assert hidden_cases and outside
+    for path in secrets + outside:
+        assert not seen[path].startswith("READ"), path
+    assert "write " + str(REPO) in seen
+    for folder in [str(REPO)] + closed:
+        assert seen["write " + folder] != "WROTE"
+        assert not os.path.exists(os.path.join(folder, "written-by-student"))
+        # Only the interpreter's folders are left, as mount points.
+        shown = {Path(path).relative_to(folder).parts[0] for path in plan.shown
+                 if Path(path).is_relative_to(folder)}
+        assert set(seen["list " + folder]) == shown
+    assert seen["import autograder"] in ("ModuleNotFoundError", "ImportError")
+    assert seen["numpy"] == 6.0
+    assert seen[str(other_job / "layers.py")] == "FileNotFoundError"
+    shutil.rmtree(other_job)
+    # The grader's own view is untouched.
+    assert (REPO / "solutions" / "cnn" / "layers.py").is_file()
+    assert all(os.path.exists(path) for path in outside)
+
+
+@with_mount_namespace
+def test_a_job_folder_below_a_hidden_folder_stays_writable(tmp_path, monkeypatch):
+    base = Path(tempfile.mkdtemp(prefix="sandbox-hidden-"))
+    try:
+        base.chmod(0o755)
+        (base / "secret.txt").write_text("grader only")
+        (base / "jobs").mkdir(mode=0o755)
+        monkeypatch.setattr(tempfile, "tempdir", str(base / "jobs"))
+        box = Sandbox(hidden=[base])
+        seen = run_one(box, tmp_path, f"""
+            import os
+            def probe():
+                with open("scratch.txt", "w") as handle:
+                    handle.write("mine")
+                return [os.getcwd(), sorted(os.listdir({str(base)!r})),
+                        os.path.exists({str(base / "secret.txt")!r})]
+        """)
+        cwd, listing, secret_seen = seen
+        assert cwd.startswith(str(base / "jobs" / "autograder-job-"))
+        assert listing == ["jobs"] and not secret_seen
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_mount_plan_hides_closed_folders_and_binds_back_only_what_is_needed(tmp_path):
+    base = Path(tempfile.mkdtemp(prefix="sandbox-plan-"))
+    try:
+        base.chmod(0o755)
+        python = base / "home" / "pyenv" / "3.11"
+        (python / "bin").mkdir(parents=True)
+        (base / "home").chmod(0o700)                 # like /root
+        venv = base / "tree" / ".venv"
+        (venv / "lib").mkdir(parents=True)
+        (base / "tree" / "solutions").mkdir()
+        plan = sandbox.plan_mounts((65534, 65534), show=[python, venv / "lib"],
+                                   show_if_possible=[base / "tree", base / "missing"],
+                                   hide=[base / "tree", base / "tree" / "solutions"])
+        home, tree = str(base / "home"), str(base / "tree")
+        assert plan.steps == (
+            ("hide", home),
+            ("hide", tree),                          # a needed folder never shows a hidden one
+            ("show", str(python), False, (str(base / "home" / "pyenv"), str(python))),
+            ("show", str(venv / "lib"), False, (str(venv), str(venv / "lib"))),
+        )
+        # The worker may traverse everything it needs: nothing to do.
+        assert sandbox.plan_mounts((0, 0), show=[python]).steps == ()
+        # A grader installed into site-packages: the folder stays, the package goes.
+        site = venv / "lib"
+        (site / "autograder").mkdir()
+        plan = sandbox.plan_mounts((0, 0), show=[site], hide=[site, site / "autograder"])
+        assert plan.steps == (("hide", str(site / "autograder")),)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@as_root
+def test_without_mount_namespaces_the_sandbox_falls_back_with_a_warning(tmp_path, monkeypatch):
+    """Where mount namespaces are refused and the worker's user cannot run
+    the interpreter, student code runs as the grader's own user and the
+    sandbox says so (an explicit --worker-user refuses instead)."""
+    monkeypatch.setattr(sandbox, "mount_isolation", lambda: False)
+    monkeypatch.setattr(sandbox, "_python_usable", {})
+    # The interpreter is runnable by the worker's user only inside its namespace.
+    monkeypatch.setattr(Sandbox, "_probe_python", lambda self, mounts=None: mounts is not None)
+    box = Sandbox()
+    assert box.identity is None and box.mount_plan() is None
+    assert any("no mount namespace" in warning for warning in box.warnings)
+    assert any("runs as the grader's own user" in warning for warning in box.warnings)
+    assert run_one(box, tmp_path, "import os\ndef probe():\n    return os.getuid()\n") == 0.0
+    with pytest.raises(RuntimeError, match="cannot run"):
+        Sandbox(user="nobody")
+
+
+@with_mount_namespace
+def test_a_mount_namespace_that_cannot_be_set_up_is_dropped_with_a_warning(monkeypatch):
+    def refuse(plan, workdir):
+        raise OSError(1, "mount refused")
+    monkeypatch.setattr(sandbox, "enter_mount_namespace", refuse)    # runs in the forked child
+    monkeypatch.setattr(sandbox, "_python_usable", {})
+    box = Sandbox()
+    assert box.mount_plan() is None
+    assert any("mount namespace is not used" in warning for warning in box.warnings)
+    if box.identity is None:       # the interpreter is closed to the worker's user without it
+        assert any("runs as the grader's own user" in warning for warning in box.warnings)

@@ -244,15 +244,12 @@ CORPUS = {
 def grader_setup():
     """An interpreter `nobody` can run, and a private copy of the case data
     (closed to other users, like /autograder/source on Gradescope)."""
-    shared = Path(tempfile.mkdtemp(prefix="hostile-python-"))
-    shared.chmod(0o755)
     private = Path(tempfile.mkdtemp(prefix="hostile-grader-"))   # mode 0700, owned by root
     try:
-        python = support.unprivileged_python(shared)
+        python = support.unprivileged_python()
         shutil.copytree(CASES_DIR, private / "cases")
         yield {"python": python, "cases": private / "cases"}
     finally:
-        shutil.rmtree(shared, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
 
 
@@ -432,11 +429,17 @@ def test_forged_numerical_gradients_earn_nothing(tmp_path, grader_setup):
 def test_malicious_checkpoint_pickle_is_never_executed(tmp_path, grader_setup):
     """convnet.pt is a pickle whose loading would run a shell command: the
     worker's weights_only load refuses it, the rest of the CNN part is graded."""
-    marker = Path(tempfile.gettempdir()) / f"hostile-pickle-ran-{tmp_path.name}"
+    # A folder the worker can write to (the temporary folder is hidden from
+    # it): models.py leaves a control file there at import, so the missing
+    # marker means the pickle did not run, not that its write failed.
+    drop = Path(tempfile.mkdtemp(prefix="hostile-pickle-", dir="/var/tmp"))
+    drop.chmod(0o1777)
+    marker, control = drop / "pickle-ran", drop / "models-imported"
     submission = tmp_path / "upload"
     submission.mkdir()
-    for name in ("models.py", "fcnet.pt"):
-        shutil.copy(REPO / "solutions" / "cnn" / name, submission / name)
+    shutil.copy(REPO / "solutions" / "cnn" / "fcnet.pt", submission / "fcnet.pt")
+    (submission / "models.py").write_text((REPO / "solutions" / "cnn" / "models.py").read_text()
+                                          + f"\nopen({str(control)!r}, 'w').close()\n")
     payload = (f"import os, pickle, torch\n"
                f"class Payload:\n"
                f"    def __reduce__(self):\n"
@@ -448,7 +451,9 @@ def test_malicious_checkpoint_pickle_is_never_executed(tmp_path, grader_setup):
         "--worker-python", grader_setup["python"], "--time-budget", str(TIME_BUDGET))
     assert status == 0, console
     validate(parsed)
+    assert control.exists(), "the worker could not write to the drop folder: the test proves nothing"
     assert not marker.exists(), "the checkpoint's pickle code ran"
+    shutil.rmtree(drop)
     by_name = {t["name"]: t for t in parsed["tests"]}
     convnet_checkpoint = next(t for name, t in by_name.items() if name.startswith("convnet.pt"))
     assert convnet_checkpoint["score"] == 0

@@ -1,65 +1,49 @@
 """Helpers of the hostile-submission and Gradescope-zip tests.
 
 The privilege separation of autograder/sandbox.py is only active when the
-grader runs as root AND the worker's user can run the worker's interpreter.
-This machine's venv interpreter lives under /root (closed to other users), so
-the tests build a tiny venv on the system python of the same version whose
-site-packages point at the project venv's: the same numpy and torch, runnable
-by `nobody`.
+grader runs as root. The worker's user then runs the project's own
+interpreter, even though it lives under /root here (mode 700): the worker's
+mount namespace shows it the interpreter's folders and hides the grader's
+(autograder/sandbox.py, enter_mount_namespace).
 """
 import json
 import os
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
-SYSTEM_PYTHONS = (f"/usr/bin/python{VERSION}", f"/usr/local/bin/python{VERSION}")
 
 
 class SetupError(Exception):
     pass
 
 
-def unprivileged_python(folder):
-    """Path of an interpreter with this venv's packages that `nobody` can run,
-    created in folder (which must be readable by everyone)."""
+def unprivileged_python():
+    """The interpreter to grade with as root so that student code runs as
+    `nobody`: this one, once checked that the sandbox really drops to that
+    user with it (Sandbox(user="nobody") refuses instead of falling back to
+    root)."""
     if os.geteuid() != 0:
         raise SetupError("tests/hostile/support.py: unprivileged_python: the sandbox only drops "
                          "privileges when the grader runs as root; run these tests as root")
-    for candidate in (sys.executable,) + SYSTEM_PYTHONS:
-        if can_run_as_nobody(candidate, "import numpy"):
-            return candidate
-    base = next((p for p in SYSTEM_PYTHONS if can_run_as_nobody(p, "pass")), None)
-    if base is None:
-        raise SetupError(f"tests/hostile/support.py: unprivileged_python: no Python {VERSION} "
-                         f"that user nobody may run (looked at {', '.join(SYSTEM_PYTHONS)})")
-    venv = Path(folder) / "worker-venv"
-    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c",
-                                "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    (site / "project_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    python = str(venv / "bin" / "python")
-    if not can_run_as_nobody(python, "import numpy"):
-        raise SetupError(f"tests/hostile/support.py: unprivileged_python: {python} cannot import "
-                         f"numpy as user nobody (is {sysconfig.get_paths()['purelib']} readable?)")
-    return python
-
-
-def can_run_as_nobody(python, code):
-    if not os.path.exists(python):
-        return False
-    probe = subprocess.run(["runuser", "-u", "nobody", "--", python, "-I", "-c", code], cwd="/",
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return probe.returncode == 0
+    # In a child process: a Sandbox makes its process a subreaper of orphans.
+    check = "from autograder.sandbox import Sandbox; Sandbox(user='nobody')"
+    probe = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True,
+                           check=False)
+    if probe.returncode != 0:
+        raise SetupError(f"tests/hostile/support.py: unprivileged_python: {sys.executable} cannot run "
+                         f"student code as nobody: {probe.stderr.strip()[-800:]}")
+    return sys.executable
 
 
 def processes_of(uid):
-    """PIDs of the live (not zombie) processes running with real uid `uid`."""
-    pids = []
+    """PIDs of the live (not zombie) processes running with real uid `uid`
+    that belong to no other program: climbing through their parents of that
+    uid ends at init or at this test process (or a child of it), where the
+    orphans of a grade end up. Workers of graders that other programs run at
+    the same time (another test session) do not count."""
+    table = {}                          # pid -> (real uid, parent pid, zombie)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -68,9 +52,20 @@ def processes_of(uid):
                 fields = dict(line.split(":", 1) for line in handle if ":" in line)
         except OSError:
             continue
-        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
-            pids.append(int(entry))
-    return pids
+        table[int(entry)] = (int(fields["Uid"].split()[0]), int(fields["PPid"]),
+                             fields["State"].strip().startswith("Z"))
+
+    def ours_or_orphaned(pid):
+        while pid in table and table[pid][0] == uid:
+            pid = table[pid][1]
+        if pid in (0, 1) or pid not in table:
+            return True                     # orphaned
+        while pid not in (0, 1, os.getpid()) and pid in table:
+            pid = table[pid][1]
+        return pid == os.getpid()           # below this process
+
+    return [pid for pid, (owner, _, zombie) in table.items()
+            if owner == uid and not zombie and ours_or_orphaned(pid)]
 
 
 def grade_in_subprocess(submission, results, *options, timeout=120):

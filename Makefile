@@ -12,7 +12,7 @@ ifeq ($(CIFAR10_DIR),)
 endif
 export CIFAR10_DIR
 
-.PHONY: help install data reference grade test bench cases clean handout autograder-zip
+.PHONY: help install data reference grade test bench cases clean handout autograder-zip check-image
 
 help:
 	@echo "make install    create $(VENV) with everything (idempotent)"
@@ -25,6 +25,8 @@ help:
 	@echo "make handout    regenerate assignments/ and dist/handout.zip from solutions/"
 	@echo "                (verify without writing: $(PY) -m autograder handout --check)"
 	@echo "make autograder-zip  build dist/autograder.zip (upload it to Gradescope)"
+	@echo "make check-image     build the Gradescope image for real (Ubuntu 22.04 chroot, root, network),"
+	@echo "                     run setup.sh and run_autograder on the reference (not part of make test)"
 
 install: $(STAMP)
 
@@ -51,6 +53,9 @@ handout: $(STAMP)
 
 autograder-zip: $(STAMP)
 	$(PY) -m autograder autograder-zip
+
+check-image: autograder-zip
+	bash tests/gradescope_image/check_image.sh
 
 cases: $(STAMP)
 	$(PY) -m autograder build-cases

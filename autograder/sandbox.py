@@ -71,6 +71,7 @@ CALL_TIMEOUT = 10.0             # seconds of wall time for one call (times its t
 IMPORT_TIMEOUT = 20.0           # starting Python, numpy and the submission's modules
 MAX_LAUNCHES = 3                # workers per job: the first, plus restarts after a hang or crash
 MAX_LINE_BYTES = 1 << 20
+WORKER_OUTPUT_TAIL = 1500        # bytes of a failed worker's stdout/stderr shown on the console
 ARRAY_NAME = re.compile(r"[A-Za-z0-9_.-]+\.npy")
 
 # The worker runs as the first of these users that exists, when the grader is root.
@@ -821,9 +822,11 @@ class Sandbox:
                     _, status, usage = os.wait4(process.pid, 0)
                     process.returncode = os.waitstatus_to_exitcode(status)
                     reap(orphans)
+                if failure is not None and failure["kind"] == "crashed":
+                    failure["message"] = self._crash_message(process.returncode)
+                if failure is not None and failure["kind"] in ("crashed", "timeout", "garbage"):
+                    self._log_worker_output(job.name, failure, stdout, stderr)
             self.total_cpu_seconds += usage.ru_utime + usage.ru_stime
-            if failure is not None and failure["kind"] == "crashed":
-                failure["message"] = self._crash_message(process.returncode)
             results = {message["id"]: self._decode_step(message, root / "out") for message in messages}
             return results, failure
         finally:
@@ -831,6 +834,24 @@ class Sandbox:
             if write_fd is not None:
                 os.close(write_fd)
             shutil.rmtree(root, ignore_errors=True)
+
+    @staticmethod
+    def _log_worker_output(job_name, failure, *streams):
+        """For the course staff (the grader's console: on Gradescope the
+        instructors' stdout view, hidden from students): the end of what a
+        worker that crashed, hung or garbled its channel wrote to stdout and
+        stderr, e.g. a native crash report or the student's own prints."""
+        lines = [f"sandbox: worker of {job_name}: {failure['message']}"]
+        for name, stream in zip(("stdout", "stderr"), streams):
+            size = stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, size - WORKER_OUTPUT_TAIL))
+            text = stream.read().decode(errors="replace")
+            text = "".join(c if c.isprintable() or c in "\n\t" else "?" for c in text).strip()
+            if text:
+                cut = "..." if size > WORKER_OUTPUT_TAIL else ""
+                lines.append(f"  its {name} ({size} bytes), last part:\n    {cut}"
+                             + text.replace("\n", "\n    "))
+        print("\n".join(lines), file=sys.stderr)
 
     def _read_channel(self, read_fd, steps):
         """Collect step messages until the worker is done, dies or overruns a

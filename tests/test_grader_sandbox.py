@@ -141,6 +141,25 @@ def test_os_exit_is_a_crash_of_that_call_only(tmp_path):
     assert outcome.results[ids[1][0]].value == 3.0
 
 
+def test_a_crashed_workers_output_reaches_the_console_not_the_result(tmp_path, capsys):
+    files = module_file(tmp_path, """
+        import os, sys
+        def vanish():
+            print("x" * 5000 + "last words on stdout")
+            print("debug: about to exit\x1b[31m", file=sys.stderr)
+            sys.stdout.flush(); sys.stderr.flush()
+            os._exit(7)
+    """)
+    job, ids = student_job([("vanish", [])])
+    result = Sandbox().run(job, files).results[ids[0][0]]
+    console = capsys.readouterr().err
+    assert "sandbox: worker of test: the worker process exited with code 7" in console
+    assert "its stdout (5021 bytes), last part:\n    ...xxx" in console
+    assert console.count("x") < 2000 and "last words on stdout" in console
+    assert "debug: about to exit?[31m" in console          # control characters neutralised
+    assert "last words" not in result.error_text()          # the student's feedback is unchanged
+
+
 def test_repeated_crashes_stop_after_max_launches(tmp_path):
     files = module_file(tmp_path, """
         import os

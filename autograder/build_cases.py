@@ -379,7 +379,6 @@ def bn_formula_variants(x2d, gamma, beta, param, running):
     n = x2d.shape[0]
     mean, var = x2d.mean(axis=0), x2d.var(axis=0)
     zeros = np.zeros_like(mean)
-    old_mean = running.get("running_mean", zeros)
     old_var = running.get("running_var", zeros)
     out = {"eps_outside_sqrt": gamma * (x2d - mean) / (np.sqrt(var) + eps) + beta}
     running_var = {}

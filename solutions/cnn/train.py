@@ -24,7 +24,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

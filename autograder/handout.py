@@ -301,16 +301,7 @@ def _points(value):
 
 def grader_files(grader_dir=GRADER_DIR):
     """{path relative to grader_dir: bytes} of the public grader, sorted."""
-    grader_dir = Path(grader_dir)
-    out = {}
-    for folder, subfolders, names in os.walk(grader_dir):
-        relative_folder = os.path.relpath(folder, grader_dir).replace(os.sep, "/")
-        prefix = "" if relative_folder == "." else relative_folder + "/"
-        subfolders[:] = [d for d in subfolders if prefix + d not in GRADER_EXCLUDED and not _is_junk(d)]
-        for name in names:
-            if prefix + name not in GRADER_EXCLUDED and not _is_junk(name):
-                out[prefix + name] = (Path(folder) / name).read_bytes()
-    return dict(sorted(out.items()))
+    return _tree_files(Path(grader_dir), GRADER_EXCLUDED)
 
 
 def _is_junk(name):
@@ -411,17 +402,18 @@ def check_sync(handout, assignments_dir):
     return problems
 
 
-def _tree_files(folder):
-    """{relative path: bytes} of folder, without KEPT_ON_REBUILD and JUNK entries."""
+def _tree_files(folder, excluded=KEPT_ON_REBUILD):
+    """{path relative to folder: bytes}, sorted, without JUNK entries and
+    without the files and folders whose relative path is in excluded."""
     out = {}
     for current, subfolders, names in os.walk(folder):
         relative_folder = os.path.relpath(current, folder).replace(os.sep, "/")
         prefix = "" if relative_folder == "." else relative_folder + "/"
-        subfolders[:] = [d for d in subfolders if prefix + d not in KEPT_ON_REBUILD and not _is_junk(d)]
+        subfolders[:] = [d for d in subfolders if prefix + d not in excluded and not _is_junk(d)]
         for name in names:
-            if not _is_junk(name):
+            if prefix + name not in excluded and not _is_junk(name):
                 out[prefix + name] = (Path(current) / name).read_bytes()
-    return out
+    return dict(sorted(out.items()))
 
 
 def _tree_texts(folder):

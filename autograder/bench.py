@@ -8,6 +8,15 @@ and the largest of their peaks (the parts run one after the other).
 
 Then the reference numpy conv_forward + conv_backward against torch's conv2d
 forward + backward on the same shapes (float64, one thread).
+
+Then whole grades in a box like Gradescope's default machine (autograder/box.py:
+a cgroup with 0.5 CPU and 768 MB, memory + swap; root only, and it says why
+when it cannot make one), of the reference and of a synthetic submission at
+the limits of the rules (write_at_limits_submission): wall time, CPU time,
+peak memory, OOM kills, score and the checks lost to the clock. The CPU kind
+is printed too: the same grade costs about 1.7-2.5x more CPU time on an
+AVX2-only host than on an AVX-512-BF16 one. ``--box-only`` runs just these;
+the submission argument does not apply to them.
 """
 import argparse
 import os
@@ -20,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SECONDS = 0.02
+MB = 1024 * 1024
 
 
 def tree_rss_kb(root_pid):
@@ -120,18 +130,330 @@ def conv_comparison():
     return rows
 
 
+# ---- A synthetic submission at the limits of the rules ---------------------
+
+AT_LIMITS_MODELS = '''"""A synthetic submission at the limits of the rules, written by
+autograder/bench.py: legal, freshly initialized, as costly as the rules allow."""
+import torch
+from torch import nn
+
+CONV_WIDTH = {conv_width}
+CONV_BLOCKS = {conv_blocks}
+CONV_RESIDUAL = {conv_residual}
+CONV_POOL = {conv_pool}
+CONV_HIDDEN = {conv_hidden}
+FC_WIDTH = {fc_width}
+FC_PIXEL_LAYERS = {fc_pixel_layers}
+FC_NORMED = {fc_normed}
+FC_HIDDEN = {fc_hidden}
+
+
+class Block(nn.Module):
+    """Conv2d 3x3 -> BatchNorm2d -> ReLU at full resolution, plus its input when residual."""
+
+    def __init__(self, c_in, c_out, residual=False):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU()
+        self.residual = residual
+
+    def forward(self, x):
+        y = self.relu(self.bn(self.conv(x)))
+        return x + y if self.residual else y
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(Block(3, CONV_WIDTH), *[
+            Block(CONV_WIDTH, CONV_WIDTH, residual=i < CONV_RESIDUAL) for i in range(CONV_BLOCKS)])
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(CONV_POOL), nn.Flatten(),
+            nn.Linear(CONV_WIDTH * CONV_POOL ** 2, CONV_HIDDEN), nn.ReLU(), nn.Linear(CONV_HIDDEN, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class PixelLinear(nn.Module):
+    """nn.Linear on each pixel's features, BatchNorm1d when normed, ReLU: (N, P, C) -> (N, P, out)."""
+
+    def __init__(self, c_in, c_out, normed):
+        super().__init__()
+        self.linear = nn.Linear(c_in, c_out, bias=not normed)
+        self.bn = nn.BatchNorm1d(c_out) if normed else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.linear(x)
+        if self.bn is not None:
+            x = self.bn(x.transpose(1, 2)).transpose(1, 2)
+        return self.relu(x)
+
+
+class FCNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pixels = nn.Sequential(PixelLinear(3, FC_WIDTH, normed=FC_NORMED > 0), *[
+            PixelLinear(FC_WIDTH, FC_WIDTH, normed=i + 1 < FC_NORMED) for i in range(FC_PIXEL_LAYERS)])
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(FC_WIDTH * 32 * 32, FC_HIDDEN, bias=False), nn.BatchNorm1d(FC_HIDDEN),
+            nn.ReLU(), nn.Linear(FC_HIDDEN, 10))
+
+    def forward(self, x):
+        return self.classifier(self.pixels(x.flatten(2).transpose(1, 2)))
+'''
+CONV_POOL = 4     # the ConvNet head's AdaptiveAvgPool2d size
+
+
+def _at_limits_classes(**sizes):
+    """{'ConvNet': class, 'FCNet': class} of AT_LIMITS_MODELS with these sizes."""
+    namespace = {}
+    exec(compile(AT_LIMITS_MODELS.format(**sizes), "at_limits_models.py", "exec"), namespace)
+    return namespace
+
+
+def _parameters(cls):
+    """Trainable parameters of cls() (built on the meta device: no memory, no initialization)."""
+    import torch
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in cls().parameters() if p.requires_grad)
+
+
+def _figures(model):
+    """{'parameters', 'multiply_adds', 'activations'} of model, as the grader measures them."""
+    from autograder.worker_torch import model_cost
+
+    return dict(model_cost(model), parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def _largest(low, high, fits):
+    """The largest integer n in [low, high] with fits(n) (fits is monotone, fits(low) holds)."""
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
+
+
+def at_limits_sizes(settings):
+    """The sizes of AT_LIMITS_MODELS that put each model just under every limit of
+    settings (a load_settings mapping), searched with the grader's own measure
+    (worker_torch.model_cost); a few seconds.
+
+    ConvNet: the most weight layers allowed (a stem, the blocks, two Linear), every
+    convolution at full 32x32 resolution; its width is the largest under the
+    multiply-add and activation limits, for the number of residual blocks (each
+    adds one activation tensor) that brings both closest to their limits; the
+    hidden Linear takes the parameters left. Of the candidates measured (training
+    steps of 32 images, torch single-threaded, AVX-512-BF16 host) this
+    full-resolution net was the slowest per image: 1.44 s per step (197M
+    multiply-adds, 1.47M activations, 1.0M parameters) against 0.79 s for a
+    pyramid (3x3 conv blocks, widths 55-110-220 doubling as 2x2 max pooling
+    halves the resolution: 197M, 0.80M, 0.85M) -- more, smaller and less
+    efficient matrix products, and twice the memory-bound work.
+
+    FCNet: nn.Linear layers only, the first ones on each pixel's features (reused
+    at all 1,024 pixels: the only way a Linear-only net comes near the
+    multiply-add and activation limits without breaking the parameter limit; a
+    plain flatten-then-Linear net costs about as many multiply-adds as it has
+    parameters and almost no activations), then a flattening Linear whose width
+    takes the parameters left; the number of pixel layers and of those with
+    batch norm (one activation tensor more each) that bring the multiply-adds and
+    activations closest to their limits."""
+    keys = ("parameters", "multiply_adds", "activations")
+
+    def figures(kind, sizes, prefix):
+        """(every figure under its limit, figures); the parameters are counted first, the forward pass only when they fit."""
+        cls = _at_limits_classes(**sizes)[kind]
+        if _parameters(cls) > settings[f"{prefix}_max_parameters"]:
+            return False, None
+        measured = _figures(cls())
+        return all(measured[key] <= settings[f"{prefix}_max_{key}"] for key in keys), measured
+
+    def fill(kind, sizes, key, prefix):
+        """sizes with the hidden width `key` just under the parameter limit (parameters are linear in it)."""
+        counts = [_parameters(_at_limits_classes(**dict(sizes, **{key: hidden}))[kind]) for hidden in (16, 32)]
+        hidden = 16 + (settings[f"{prefix}_max_parameters"] - counts[0]) * 16 // (counts[1] - counts[0])
+        return dict(sizes, **{key: max(1, int(hidden))})
+
+    def best(kind, prefix, trials, width_key, fill_key):
+        """The trial sizes, width searched and hidden width filled, closest to the multiply-add and activation limits."""
+        chosen = (-1, None, None)
+        for trial in trials:
+            def fits(width):
+                return figures(kind, fill(kind, dict(trial, **{width_key: width}), fill_key, prefix), prefix)[0]
+            sizes = fill(kind, dict(trial, **{width_key: _largest(1, 1024, fits)}), fill_key, prefix)
+            ok, measured = figures(kind, sizes, prefix)
+            if ok:
+                closeness = min(measured[key] / settings[f"{prefix}_max_{key}"] for key in keys[1:])
+                chosen = max(chosen, (closeness, sizes, measured), key=lambda item: item[0])
+        if chosen[1] is None:
+            raise ValueError(f"no {kind} of autograder/bench.py's at-limits design meets the rubric's limits")
+        return chosen[1]
+
+    sizes = {"conv_width": 8, "conv_blocks": settings["convnet_weight_layers"][1] - 3, "conv_residual": 0,
+             "conv_pool": CONV_POOL, "conv_hidden": 16,
+             "fc_width": 4, "fc_pixel_layers": 1, "fc_normed": 0, "fc_hidden": 16}
+    sizes = best("ConvNet", "convnet", [dict(sizes, conv_residual=residual)
+                                        for residual in range(sizes["conv_blocks"] + 1)],
+                 "conv_width", "conv_hidden")
+    return best("FCNet", "fcnet", [dict(sizes, fc_pixel_layers=layers, fc_normed=normed)
+                                   for layers in (1, 2) for normed in range(layers + 2)],
+                "fc_width", "fc_hidden")
+
+
+def write_at_limits_submission(folder, settings):
+    """Write the at-limits submission into folder: the reference layers.py,
+    AT_LIMITS_MODELS sized by at_limits_sizes, and state_dict checkpoints of
+    freshly initialized models (seed 0). Returns {class name: figures}
+    (parameters, multiply_adds, activations), each asserted under its limit."""
+    import shutil
+
+    import torch
+
+    folder = Path(folder)
+    shutil.copy(REPO / "solutions" / "cnn" / "layers.py", folder / "layers.py")
+    sizes = at_limits_sizes(settings)
+    (folder / "models.py").write_text(AT_LIMITS_MODELS.format(**sizes))
+    classes = _at_limits_classes(**sizes)
+    measured = {}
+    for name, checkpoint, prefix in (("FCNet", "fcnet.pt", "fcnet"), ("ConvNet", "convnet.pt", "convnet")):
+        torch.manual_seed(0)
+        model = classes[name]()
+        torch.save(model.state_dict(), folder / checkpoint)
+        measured[name] = _figures(classes[name]())
+        for key, value in measured[name].items():
+            assert value <= settings[f"{prefix}_max_{key}"], (name, key, value)
+    return measured
+
+
+# ---- Runs in a box like Gradescope's default machine -----------------------
+
+def cpu_kind():
+    """'model name (AVX-512-BF16)' or '(AVX2)' or '(neither AVX-512-BF16 nor AVX2)', from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU (no /proc/cpuinfo)"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), "unknown model")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))
+    kind = "AVX-512-BF16" if "avx512_bf16" in flags else "AVX2, no AVX-512-BF16" if "avx2" in flags \
+        else "neither AVX-512-BF16 nor AVX2"
+    return f"{model} ({kind})"
+
+
+def lost_to_clock(results):
+    """Names of the checks in a results.json mapping whose output starts with
+    'not run' or mentions 'timed out': points lost to the clock."""
+    lost = []
+    for test in results.get("tests", []):
+        output = str(test.get("output", ""))
+        if output.lower().startswith("not run") or "timed out" in output.lower():
+            lost.append(str(test.get("name", test.get("number", "?"))))
+    return lost
+
+
+def boxed_grade(submission, cpu, memory_mb, timeout):
+    """Grade submission in a fresh box; (BoxResult, score text, [checks lost to the clock], stderr tail)."""
+    import json
+
+    from autograder.box import run_in_box
+
+    with tempfile.TemporaryDirectory() as scratch:
+        results_path = Path(scratch) / "results.json"
+        errors_path = Path(scratch) / "stderr.txt"
+        with open(errors_path, "wb") as errors:
+            result = run_in_box([sys.executable, "-m", "autograder", "grade", str(submission),
+                                 "--results", str(results_path)],
+                                cpu=cpu, memory_mb=memory_mb, timeout=timeout, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=errors)
+        tail = errors_path.read_text(errors="replace")[-2000:]
+        try:
+            results = json.loads(results_path.read_text())
+        except (OSError, ValueError):
+            return result, "no results.json", [], tail
+    score = results.get("score")
+    total = sum(float(test.get("max_score", 0)) for test in results.get("tests", []))
+    score_text = f"{float(score):.1f}/{total:.0f}" if isinstance(score, (int, float)) else "no score"
+    return result, score_text, lost_to_clock(results), tail
+
+
+def box_runs(args):
+    """Print the boxed runs of the reference and the at-limits submission (or why there are none)."""
+    from autograder.box import box_available
+    from autograder.parts.cnn.settings import load_settings
+    from autograder.rubric import RUBRIC_PATH
+
+    print(f"\nin a box of {args.box_cpu:g} CPU and {args.box_memory_mb} MB (memory + swap), "
+          f"killed at {args.box_timeout:.0f} s; CPU: {cpu_kind()}")
+    reason = box_available(args.box_cpu, args.box_memory_mb)
+    if reason:
+        print(f"  no box: {reason}")
+        return
+    settings = load_settings(RUBRIC_PATH)
+    with tempfile.TemporaryDirectory() as limits_dir:
+        measured = write_at_limits_submission(limits_dir, settings)
+        print("  at-limits submission (measured as the grader does / the rubric's limit):")
+        for name, prefix in (("ConvNet", "convnet"), ("FCNet", "fcnet")):
+            print(f"    {name}: " + ", ".join(
+                f"{key.replace('_', '-')} {measured[name][key]:,.0f} / {settings[f'{prefix}_max_{key}']:,}"
+                for key in ("parameters", "multiply_adds", "activations")))
+        print(f"  {'submission':<11} {'wall s':>7} {'CPU s':>7} {'peak MB':>8} {'anon MB':>8} {'OOM kills':>9} "
+              f"{'score':>10}  lost to the clock")
+        for label, submission in (("reference", REPO / "solutions" / "cnn"), ("at-limits", limits_dir)):
+            result, score, lost, tail = boxed_grade(submission, args.box_cpu, args.box_memory_mb,
+                                                    args.box_timeout)
+            note = "" if result.status == 0 else f"  (grading exited with status {result.status}" + (
+                ", killed at the timeout)" if result.timed_out else ")")
+            print(f"  {label:<11} {result.wall:7.1f} {result.cpu:7.1f} {result.peak_bytes / MB:8.0f} "
+                  f"{result.peak_anon_bytes / MB:8.0f} {result.oom_kills:9d} {score:>10}  "
+                  f"{', '.join(lost) or 'none'}{note}")
+            if result.status != 0 and tail.strip():
+                sys.stderr.write(f"--- end of the {label} grade's stderr ---\n{tail}\n")
+    print("  peak MB: the box's peak charge (anonymous memory and page cache, what the limit counts);"
+          " anon MB: the largest anonymous memory sampled")
+    print("  targets: reference <= 150 s wall and <= 600 MB peak; at-limits <= 400 s wall, "
+          "no OOM kill, nothing lost to the clock")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("submission_dir", nargs="?", default=str(REPO / "solutions" / "cnn"))
     parser.add_argument("--parts", default="layers,cnn",
                         help="comma-separated parts to measure one by one (layers, cnn, all)")
     parser.add_argument("--no-conv", action="store_true", help="skip the numpy vs torch conv timing")
+    parser.add_argument("--no-box", action="store_true",
+                        help="skip the whole grades in a box like Gradescope's default machine")
+    parser.add_argument("--box-only", action="store_true",
+                        help="only the whole grades in the box (reference and at-limits submission)")
+    parser.add_argument("--box-cpu", type=float, default=0.5,
+                        help="the box's CPU quota, a fraction of one CPU (default 0.5, Gradescope's default "
+                             "machine). The same grade costs about 1.7-2.5x more CPU time on an AVX2-only "
+                             "host (plausibly Gradescope's) than on an AVX-512-BF16 one, so on an "
+                             "AVX-512-BF16 host a smaller quota (e.g. 0.29) stands in for the default box "
+                             "on an AVX2 host")
+    parser.add_argument("--box-memory-mb", type=int, default=768,
+                        help="the box's memory limit, swap included (default 768: over it the kernel kills)")
+    parser.add_argument("--box-timeout", type=float, default=600,
+                        help="wall seconds after which a boxed grade is killed (default 600, Gradescope's)")
     args = parser.parse_args(argv)
+    if not 0 < args.box_cpu <= os.cpu_count():
+        parser.error(f"--box-cpu: expected a fraction of one CPU in (0, {os.cpu_count()}], got {args.box_cpu}")
+    if args.box_only:
+        if args.no_box:
+            parser.error("--box-only and --no-box exclude each other")
+        print(f"CPU: {cpu_kind()}")
+        box_runs(args)
+        return 0
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = [part for part in parts if part not in ("layers", "cnn", "all")]
     if unknown:
         parser.error(f"--parts: unknown part(s) {', '.join(unknown)}; use layers, cnn or all")
-    print(f"grading {args.submission_dir}")
+    print(f"grading {args.submission_dir}; CPU: {cpu_kind()}")
     print(f"{'part':<8} {'CPU s':>8} {'wall s':>8} {'largest MB':>11} {'tree peak MB':>13}")
     totals, failures = [0.0, 0.0, 0, 0], 0
     for part in parts:
@@ -152,6 +474,8 @@ def main(argv=None):
         for text, numpy_seconds, torch_seconds in conv_comparison():
             print(f"  {text}: numpy {numpy_seconds * 1000:7.1f} ms, torch {torch_seconds * 1000:6.1f} ms "
                   f"({numpy_seconds / torch_seconds:.1f}x)")
+    if not args.no_box:
+        box_runs(args)
     return 1 if failures else 0
 
 

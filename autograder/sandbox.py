@@ -68,6 +68,8 @@ HERE = Path(__file__).resolve().parent
 WORKER_SCRIPT = HERE / "worker.py"
 
 CALL_TIMEOUT = 10.0             # seconds of wall time for one call (times its timeout_scale)
+PROGRESS_SLACK = 2.0            # a call that reports progress may take this many times its pace's total
+PROGRESS_GRACE = 20.0           # ... plus this many seconds
 IMPORT_TIMEOUT = 20.0           # starting Python, numpy and the submission's modules
 MAX_LAUNCHES = 3                # workers per job: the first, plus restarts after a hang or crash
 MAX_LINE_BYTES = 1 << 20
@@ -557,18 +559,21 @@ class Job:
         self.units[-1].append(step["id"])
         return step["id"]
 
-    def call(self, target, *args, encode="all", report=(), timeout_scale=1.0, **kwargs):
+    def call(self, target, *args, encode="all", report=(), timeout_scale=1.0, progress=False, **kwargs):
         """Call module.function(*args, **kwargs); returns the step id.
 
         encode: "all" (return the whole result as data), "out_cache" (the
         result must be a pair; only its first item comes back) or "none".
         report: indices of arguments to send back as they are after the call.
         timeout_scale: this call may take that many times the sandbox's call timeout.
+        progress: the call (a trusted helper's) reports its progress; then
+        timeout_scale only bounds the time to its first report, and after it
+        the limit follows the call's own pace (CallClock).
         """
         return self._add({"call": target, "args": [self.value(arg) for arg in args],
                           "kwargs": {key: self.value(arg) for key, arg in kwargs.items()},
                           "encode": encode, "report": list(report),
-                          "timeout_scale": float(timeout_scale)})
+                          "timeout_scale": float(timeout_scale), "progress": bool(progress)})
 
     def let(self, value):
         """Keep a value in the worker (e.g. a bn_param dict several calls share)."""
@@ -576,6 +581,72 @@ class Job:
 
     def wire(self, steps):
         return {"helpers": self.helpers, "modules": self.modules, "steps": steps}
+
+
+class CallClock:
+    """The time limit of one worker call, and what to say when it runs out.
+
+    A call has a fixed limit (`limit` seconds from its start), unless it
+    reports progress (Job.call(progress=True): {"progress": step id, "done",
+    "total", "unit"} lines on the channel). Then `limit` bounds only the time
+    to its first report; from there on it may take PROGRESS_SLACK times what
+    its own pace says the whole takes, plus PROGRESS_GRACE seconds. So the
+    limit follows the work the call was given and the speed of this machine,
+    and a slow call that keeps going is told how far it got, not called an
+    infinite loop."""
+
+    def __init__(self, what, limit, started, progress=False):
+        self.what = what              # "predict", "importing the submission", ...
+        self.limit = limit
+        self.started = started
+        self.progress = progress
+        self.report = None            # (done, total, unit, time) of the latest report
+
+    def note(self, done, total, unit, now):
+        """Record a progress report (ignored for a call without progress=True);
+        False if it is malformed."""
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (done, total))
+        if not (numbers and 0 <= done <= total and total > 0 and isinstance(unit, str) and len(unit) <= 40):
+            return False
+        if self.progress and done > 0:
+            self.report = (done, total, unit, now)
+        return True
+
+    def projected(self):
+        """Seconds the whole call takes at its pace so far (None before a report)."""
+        if self.report is None:
+            return None
+        done, total, _, at = self.report
+        return (at - self.started) / done * total
+
+    def deadline(self):
+        projected = self.projected()
+        if projected is None:
+            return self.started + self.limit
+        return self.started + PROGRESS_SLACK * projected + PROGRESS_GRACE
+
+    def expired(self, now, budget_ran_out):
+        """The failure of a call stopped at `now` (by its limit, or by the grading budget)."""
+        elapsed = now - self.started
+        if self.report is None:
+            if budget_ran_out:
+                return {"kind": "not_run", "message": "not run: the grading time budget ran out"}
+            if self.progress:
+                return {"kind": "timeout",
+                        "message": f"timed out: {self.what} reported no progress within "
+                                   f"{self.limit:g} s of starting (an infinite loop, or a model "
+                                   f"far slower than the rules allow?)"}
+            return {"kind": "timeout", "message": f"timed out: {self.what} did not finish within "
+                                                  f"{self.limit:g} s (an infinite loop?)"}
+        done, total, unit, _ = self.report
+        how_far = (f"{self.what} had done {done:,.0f} of {total:,.0f} {unit} ({done / total:.0%}); "
+                   f"at that pace the whole would take about {self.projected():.0f} s")
+        if budget_ran_out:
+            return {"kind": "timeout", "message": f"stopped when the grading time budget ran out, "
+                                                  f"after {elapsed:.0f} s: {how_far}"}
+        return {"kind": "timeout",
+                "message": f"stopped after {elapsed:.0f} s: {how_far}, and it slowed down past "
+                           f"{PROGRESS_SLACK:g} times that pace plus {PROGRESS_GRACE:g} s"}
 
 
 class Sandbox:
@@ -855,31 +926,24 @@ class Sandbox:
 
     def _read_channel(self, read_fd, steps):
         """Collect step messages until the worker is done, dies or overruns a
-        timeout. Returns (messages, failure or None)."""
+        time limit (CallClock). Returns (messages, failure or None)."""
         messages = []
         expected = iter(steps)
         current = None                      # the step being waited for; None: import
         ready = False
         buffer = b""
-        last_event = time.monotonic()
+        clock = CallClock("importing the submission", self.import_timeout, time.monotonic())
         selector = selectors.DefaultSelector()
         selector.register(read_fd, selectors.EVENT_READ)
         try:
             while True:
-                timeout = (self.call_timeout * current["timeout_scale"]) if ready else self.import_timeout
-                deadline = last_event + timeout
+                deadline = clock.deadline()
                 if self.deadline is not None:
                     deadline = min(deadline, self.deadline)
                 wait = deadline - time.monotonic()
                 if wait <= 0 or not selector.select(wait):
-                    if self.deadline is not None and time.monotonic() >= self.deadline:
-                        return messages, {"kind": "not_run",
-                                          "message": "not run: the grading time budget ran out"}
-                    what = current.get("call", "the call") if ready else "importing the submission"
-                    what = what.split(".", 1)[-1]
-                    return messages, {"kind": "timeout",
-                                      "message": f"timed out: {what} did not finish within "
-                                                 f"{timeout:g} s (an infinite loop?)"}
+                    now = time.monotonic()
+                    return messages, clock.expired(now, self.deadline is not None and now >= self.deadline)
                 chunk = os.read(read_fd, 65536)
                 if not chunk:
                     return messages, {"kind": "crashed", "message": ""}
@@ -888,7 +952,7 @@ class Sandbox:
                     return messages, self._garbage("an oversized message")
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    last_event = time.monotonic()
+                    now = time.monotonic()
                     try:
                         message = json.loads(line)
                     except ValueError:
@@ -901,17 +965,24 @@ class Sandbox:
                         if message.get("ready") is not True:
                             return messages, self._garbage("an unexpected first message")
                         ready = True
-                        current = next(expected, None)
-                        continue
-                    if message.get("done") is True and current is None:
+                    elif message.get("done") is True and current is None:
                         return messages, None
-                    if current is None or message.get("id") != current["id"]:
+                    elif current is not None and "progress" in message:
+                        if message["progress"] != current["id"] or not clock.note(
+                                message.get("done"), message.get("total"), message.get("unit"), now):
+                            return messages, self._garbage("a malformed progress report")
+                        continue
+                    elif current is None or message.get("id") != current["id"]:
                         return messages, self._garbage("a result for the wrong call")
-                    messages.append(message)
+                    else:
+                        messages.append(message)
                     current = next(expected, None)
                     if current is None:
                         # All steps answered; the "done" line is a formality.
                         return messages, None
+                    clock = CallClock(current.get("call", "the call").split(".", 1)[-1],
+                                      self.call_timeout * current["timeout_scale"], now,
+                                      current.get("progress", False))
         finally:
             selector.close()
 

@@ -22,6 +22,10 @@ VALUE encodings, grader to worker: {"json": x}, {"array": "in/NAME.npy"},
 {"ref": step_id, "index": [i...]} (an earlier step's Python object, e.g. a
 forward cache) and {"func": "module.function"}.
 
+While a step runs, a trusted helper may report how far it got (its
+report_progress, set by the worker): {"progress": step id, "done", "total",
+"unit"}; the grader then sets the call's time limit by its pace.
+
 Worker to grader, per step: {"id", "ok": true, "value": ENC, "args": {i: ENC}}
 or {"id", "ok": false, "error": {...}}, where ENC is {"array": file,
 "dtype", "shape"}, {"number": x}, {"list"|"tuple": [...]}, {"dict": {...}},
@@ -60,6 +64,7 @@ class Worker:
         self.objects = {}        # step id -> Python object, for {"ref": ...}
         self.array_count = 0
         self.submission_dir = os.path.realpath(os.getcwd())
+        self.current_step = None   # id of the step being run, for progress reports
         # Bound now: the submission is imported later and may patch modules.
         self._write = os.write
         self._dumps = json.dumps
@@ -71,6 +76,11 @@ class Worker:
         while data:
             written = self._write(self.channel_fd, data)
             data = data[written:]
+
+    def report_progress(self, done, total, unit):
+        """Given to trusted helpers (as their report_progress): tell the grader
+        how far the current call got, so that its time limit follows its pace."""
+        self.send({"progress": self.current_step, "done": done, "total": total, "unit": unit})
 
     # -- modules -------------------------------------------------------------
     def load_module(self, name, path):
@@ -215,6 +225,8 @@ class Worker:
                 block_sockets()
             for name, path in job.get("helpers", {}).items():
                 self.load_module(name, path)
+                if hasattr(self.modules[name], "report_progress"):
+                    self.modules[name].report_progress = self.report_progress
             for name, filename in job.get("modules", {}).items():
                 self.load_module(name, os.path.join(self.submission_dir, filename))
         except BaseException as exc:  # SyntaxError, sys.exit at import, ...
@@ -222,6 +234,7 @@ class Worker:
             return
         self.send({"ready": True})
         for step in job["steps"]:
+            self.current_step = step["id"]
             try:
                 message = self.run_step(step)
             except BaseException as exc:

@@ -410,3 +410,90 @@ def test_a_mount_namespace_that_cannot_be_set_up_is_dropped_with_a_warning(monke
     assert any("mount namespace is not used" in warning for warning in box.warnings)
     if box.identity is None:       # the interpreter is closed to the worker's user without it
         assert any("runs as the grader's own user" in warning for warning in box.warnings)
+
+
+# -- time limits that follow the work: progress reports (CallClock) ---------------------------
+
+# A trusted helper as the CNN part's worker_torch.py is one: worker.py sets its
+# report_progress before any call.
+PROGRESS_HELPER = """
+import time
+
+report_progress = None
+
+
+def steady(total, seconds_each):
+    for done in range(1, total + 1):
+        time.sleep(seconds_each)
+        report_progress(done, total, "chunks")
+    return total
+
+
+def stalls_after(reported, total):
+    for done in range(1, reported + 1):
+        report_progress(done, total, "chunks")
+    while True:
+        time.sleep(1)
+
+
+def silent():
+    while True:
+        time.sleep(1)
+
+
+def overclaims():
+    report_progress(11, 10, "chunks")
+    return 1
+"""
+
+
+def progress_job(tmp_path, function, *args, progress=True):
+    helper = tmp_path / "helper_progress.py"
+    helper.write_text(PROGRESS_HELPER)
+    job = Job("progress", files=[])
+    job.helper("slow", helper)
+    step = job.call(f"slow.{function}", *args, progress=progress)
+    return job, step
+
+
+def test_a_slow_call_that_keeps_reporting_progress_outlives_its_startup_limit(tmp_path):
+    # 8 chunks of 0.25 s: four times the 0.5 s a call may take before its first report.
+    job, step = progress_job(tmp_path, "steady", 8, 0.25)
+    result = Sandbox(call_timeout=0.5).run(job, {}).results[step]
+    assert result.ok and result.value == 8.0, result.error
+    job, step = progress_job(tmp_path, "steady", 8, 0.25, progress=False)
+    result = Sandbox(call_timeout=0.5).run(job, {}).results[step]
+    assert not result.ok and "did not finish within 0.5 s (an infinite loop?)" in result.error["message"]
+
+
+def test_a_call_that_stops_progressing_is_told_how_far_it_got(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "PROGRESS_GRACE", 0.5)
+    job, step = progress_job(tmp_path, "stalls_after", 3, 10)
+    result = Sandbox(call_timeout=5).run(job, {}).results[step]
+    message = result.error["message"]
+    assert result.error["kind"] == "timeout"
+    assert message.startswith("stopped after") and "stalls_after had done 3 of 10 chunks (30%)" in message
+    assert "at that pace the whole would take about" in message and "infinite loop" not in message
+
+
+def test_a_progress_call_that_never_reports_gets_only_its_startup_limit(tmp_path):
+    job, step = progress_job(tmp_path, "silent")
+    started = time.monotonic()
+    result = Sandbox(call_timeout=0.5).run(job, {}).results[step]
+    assert time.monotonic() - started < 10
+    assert "silent reported no progress within 0.5 s of starting" in result.error["message"]
+
+
+def test_the_budget_stops_a_progressing_call_with_how_far_it_got(tmp_path):
+    job, step = progress_job(tmp_path, "steady", 200, 0.05)
+    box = Sandbox(call_timeout=5)
+    box.deadline = time.monotonic() + 2.0
+    message = box.run(job, {}).results[step].error["message"]
+    assert message.startswith("stopped when the grading time budget ran out, after")
+    assert "steady had done" in message and "of 200 chunks" in message
+
+
+def test_a_malformed_progress_report_is_garbage(tmp_path):
+    job, step = progress_job(tmp_path, "overclaims")
+    result = Sandbox(call_timeout=5).run(job, {}).results[step]
+    assert result.error["kind"] == "garbage" and "malformed progress report" in result.error["message"]

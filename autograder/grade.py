@@ -144,6 +144,9 @@ class Grading:
         args = self.args
         previous_handler = None
         try:
+            # Before any work: the plots go next to results.json, and a missing
+            # folder must not surface only after minutes of grading.
+            self.results_path.parent.mkdir(parents=True, exist_ok=True)
             entries = load_rubric(args.rubric)
             submission = find_submission(args.submission_dir)
             self.notes.extend(submission.notes)

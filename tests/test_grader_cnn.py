@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch import nn
 
 from autograder import cli, provided
 from autograder.parts import GradingContext
@@ -272,6 +273,71 @@ def test_parameter_budget_comes_from_the_rubric_settings(tmp_path):
     rubric.write_text(yaml.safe_dump(data))
     [test] = grade(folder, tmp_path, rubric)["tests"]
     assert test["score"] == 0 and "parameters; the limit is 1,000" in test["output"]
+
+
+# -- the compute rule ---------------------------------------------------------------------
+
+def test_model_cost_counts_multiply_adds_and_the_tensors_a_forward_pass_creates():
+    from autograder import worker_torch
+    for inplace, activations in ((False, 8192 + 8192 + 10), (True, 8192 + 10)):
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=inplace), nn.Flatten(),
+                              nn.Linear(8192, 10))
+        # conv: 8 outputs x 27 inputs x 1024 pixels; linear: 8192 x 10; views and in-place ops create nothing
+        assert worker_torch.model_cost(model) == {"multiply_adds": 8 * 27 * 1024 + 8192 * 10,
+                                                  "activations": activations}
+
+
+def rubric_with_compute_limits(tmp_path, checks, **limits):
+    rubric = restricted_rubric(tmp_path, checks)
+    data = yaml.safe_load(rubric.read_text())
+    data["cnn"].update(limits)
+    rubric.write_text(yaml.safe_dump(data))
+    return rubric
+
+
+@pytest.mark.parametrize("limit, figure", [("convnet_max_multiply_adds", "multiply_adds"),
+                                           ("convnet_max_activations", "activations")])
+def test_a_model_over_the_compute_rule_is_rejected_by_name_before_any_image_runs(tmp_path, limit, figure):
+    from autograder import worker_torch
+    from autograder.parts.cnn.architecture import amount
+    folder = write_models(tmp_path / "sub")
+    models = load_models_module(folder, f"compute_rule_models_{figure}")
+    torch.save(models.ConvNet().state_dict(), folder / "convnet.pt")
+    cost = worker_torch.model_cost(models.ConvNet())[figure]
+    checks = {"convnet_architecture", "convnet_accuracy_1", "curves_fall"}
+    data_dir = synthetic_cifar(tmp_path / "data")
+    word = {"multiply_adds": "multiply-adds", "activations": "activation values"}[figure]
+
+    over = rubric_with_compute_limits(tmp_path, checks, **{limit: int(cost * 0.99)})
+    tests = by_check(grade(folder, tmp_path, over, data_dir=data_dir), over)
+    assert tests["convnet_architecture"]["score"] == 0
+    assert tests["convnet_architecture"]["output"].startswith(
+        f"ConvNet: {amount(cost)} {word} per image")
+    assert f"the limit is {amount(int(cost * 0.99))}" in tests["convnet_architecture"]["output"]
+    # Neither the test images nor the training runs were paid for.
+    assert tests["convnet_accuracy_1"]["output"] == (
+        "not scored: ConvNet breaks the architecture rules (see its architecture test); "
+        "its test images were not run")
+    assert tests["curves_fall"]["output"].startswith("not run: the curves are compared only for models "
+                                                     "that follow the architecture rules; fix ConvNet")
+
+    under = rubric_with_compute_limits(tmp_path, checks, **{limit: int(cost * 1.01)})
+    tests = by_check(grade(folder, tmp_path, under, data_dir=data_dir), under)
+    assert tests["convnet_architecture"]["score"] == 4
+    assert f"{amount(cost)} {word.split()[0]}" in tests["convnet_architecture"]["output"]
+    assert "ConvNet test accuracy" in tests["convnet_accuracy_1"]["output"]
+    # Past the rules: here only the synthetic data set's missing training batches stop the curves.
+    assert tests["curves_fall"]["output"].startswith("not run: no CIFAR-10 training images")
+
+
+def test_the_worker_refuses_to_predict_with_a_model_over_the_compute_rule():
+    from autograder import worker_torch
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8192, 10))
+    images = np.zeros((4, 3, 32, 32), dtype=np.uint8)
+    sys.modules.setdefault("data", provided.load_data_module())
+    assert worker_torch.predict(model, images, {"multiply_adds": 4e5, "activations": 1e5}).shape == (4, 10)
+    with pytest.raises(worker_torch.StudentError, match="needs 303,104 multiply-adds per image; the limit is 300,000"):
+        worker_torch.predict(model, images, {"multiply_adds": 3e5, "activations": 1e5}, "ConvNet")
 
 
 # -- checkpoints ----------------------------------------------------------------------------
@@ -659,3 +725,21 @@ def test_shipped_band_matches_the_protocol_and_holds_the_reference_with_slack():
         assert low < mean - 2 * spread and high > mean + 2 * spread and high - low >= 0.3
     # the reference FCNet ends outside the ConvNet band: the band tells the two apart
     assert band["fcnet_held_out_mean"][-1] > held["high"][-1]
+
+
+def test_the_reference_passes_every_curve_check_on_every_calibration_seed():
+    """The protocol keeps its power: the shipped band's per-seed runs of the
+    reference, judged by the grader's own curve checks, earn every point."""
+    band = curve_checks.load_band()
+    steps = np.array(band["held_out"]["steps"])
+    total = CURVE_PROTOCOL["config"]["max_steps"]
+    settings = load_settings(RUBRIC_PATH)
+    for seed, runs in band["per_seed"].items():
+        curves = {name: curve_checks.Curve(name, np.full(total, 2.0), steps, np.array(runs[name]["held_out"]), 0)
+                  for name in ("FCNet", "ConvNet")}
+        fcnet, convnet = curves["FCNet"], curves["ConvNet"]
+        verdicts = [curve_checks.judge_fall([fcnet, convnet], settings, total),
+                    curve_checks.judge_margin(fcnet, convnet, settings, total),
+                    curve_checks.judge_area(fcnet, convnet, total),
+                    curve_checks.judge_band(convnet, band, total)]
+        assert all(v.fraction == 1.0 for v in verdicts), (seed, [v.summary for v in verdicts])

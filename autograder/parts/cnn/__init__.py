@@ -3,14 +3,17 @@ convnet.pt, fcnet.pt) without importing it.
 
 Two worker jobs (autograder/worker_torch.py runs their steps): the first
 inspects both classes, loads each checkpoint strictly and predicts the
-10,000 test images, sent in an order only the grader knows (it keeps the
-labels and scores the logits itself); the second trains fresh FCNet() and
+fixed half of the test set (protocol.TEST_IMAGES), sent in an order only
+the grader knows (it keeps the labels and scores the logits itself), unless
+a model breaks the compute rule; the second trains fresh FCNet() and
 ConvNet() with the provided training loop on a fixed subset for the curve
 checks, and returns their logits on held-out images whose labels, again,
 only the grader has (the curve checks score the held-out loss it computes).
 Accuracy and curve points need the architecture rules met, so a
 rule-breaking model cannot buy points with size.
 """
+import sys
+
 from autograder.parts import CheckResult
 from autograder.parts.cnn import accuracy, architecture, curves
 from autograder.parts.cnn.jobs import (CHECKPOINTS, MODEL_NAMES, MODELS_FILE, curves_job, error_text,
@@ -77,8 +80,9 @@ class ModelsGrading:
                 test_set = load_test_set(ctx.data_dir)
             except DataUnavailable as exc:
                 data_problem = str(exc)
+        self.test_images = len(test_set.labels) if test_set is not None else 0
         present = [name for name in MODEL_NAMES if CHECKPOINTS[name] in submission.files]
-        job, steps = models_job(ctx.sandbox, present, test_set.images if test_set else None)
+        job, steps = models_job(ctx.sandbox, self.settings, present, test_set.images if test_set else None)
         outcome = ctx.run(job).results
         results = {}
         for name in MODEL_NAMES:
@@ -137,15 +141,17 @@ class ModelsGrading:
         if not loaded:
             return CheckResult(0.0, f"not run: {checkpoint.summary}")
         value, problem = score
+        if not self.architecture_ok.get(name):
+            measured = (f"its test accuracy is {value:.2%}" if value is not None
+                        else "its test images were not run")
+            return CheckResult(0.0, f"not scored: {name} breaks the architecture rules (see its "
+                                    f"architecture test); {measured}")
         if value is None:
             lines = problem.split("\n")
             return CheckResult(0.0, lines[0], lines[1:])
         threshold = (self.settings["convnet_accuracy_tiers"][tier] if tier is not None
                      else self.settings["fcnet_accuracy"])
-        if not self.architecture_ok.get(name):
-            return CheckResult(0.0, f"not scored: {name} breaks the architecture rules (see its "
-                                    f"architecture test); its test accuracy is {value:.2%}")
-        return accuracy.judge_tier(name, value, threshold, [problem] if problem else [])
+        return accuracy.judge_tier(name, value, threshold, self.test_images, [problem] if problem else [])
 
 
 def grade_curves(ctx, settings, architecture_ok, protocol=CURVE_PROTOCOL, band_path=curves.BAND_PATH):
@@ -208,6 +214,11 @@ def _plot(ctx, runs, band):
     """Draw the curves next to results.json; a note naming the file, or '' when nothing was drawn."""
     if not runs or ctx.output_dir is None:
         return ""
-    path = curves.plot(ctx.output_dir / curves.PLOT_NAME, runs.get("FCNet"), runs.get("ConvNet"), band)
+    try:
+        path = curves.plot(ctx.output_dir / curves.PLOT_NAME, runs.get("FCNet"), runs.get("ConvNet"), band)
+    except Exception as exc:  # a plot is a convenience: its failure must not cost the checks
+        print(f"cnn part: could not draw {curves.PLOT_NAME} in {ctx.output_dir}: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return ""
     ctx.notes.append(f"CNN part: loss curves of your FCNet and ConvNet plotted in {path}")
     return f"plot: {path.name} (next to results.json)"

@@ -19,9 +19,10 @@ def score_logits(logits, labels):
     return float(correct.mean()), problem
 
 
-def judge_tier(name, accuracy, threshold, extra_lines=()):
+def judge_tier(name, accuracy, threshold, images, extra_lines=()):
+    """The tier check of one model: accuracy measured on `images` test images."""
     passed = accuracy >= threshold
     verdict = "reaches" if passed else "is below"
     return CheckResult(1.0 if passed else 0.0,
                        f"{name} test accuracy {accuracy:.2%} {verdict} {threshold:.0%} "
-                       f"(10,000 CIFAR-10 test images)", list(extra_lines))
+                       f"({images:,} fixed CIFAR-10 test images)", list(extra_lines))

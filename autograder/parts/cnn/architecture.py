@@ -2,7 +2,7 @@
 from autograder.parts import CheckResult
 
 INPUT = "(N, 3, 32, 32) float32"
-COUNTS = ("conv", "linear", "norm", "other_conv", "other", "parameters")
+COUNTS = ("conv", "linear", "norm", "other_conv", "other", "parameters", "multiply_adds", "activations")
 TEXTS = ("layers_text", "conv_text", "foreign_text")
 
 
@@ -49,13 +49,48 @@ def judge(name, report, settings):
             problems.append("FCNet has no nn.Linear layer")
     if report["parameters"] > budget:
         problems.append(f"{name} has {report['parameters']:,} parameters; the limit is {budget:,}")
+    problems += _compute_problems(name, report, settings)
     output = _output_problem(name, report)
     if output:
         problems.append(output)
     if problems:
         return CheckResult(0.0, problems[0], problems[1:] + [f"  found: {head}"] + lines)
     return CheckResult(1.0, f"{name}: {head}, {report['parameters']:,} parameters, "
-                            f"maps {INPUT} to (N, 10) float32", lines)
+                            f"maps {INPUT} to (N, 10) float32", [compute_text(name, report, settings)] + lines)
+
+
+def amount(count):
+    """2410000000 -> '2.41 G', 76974000 -> '77.0 M', 8300 -> '8.3 k'."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if count >= size:
+            value = count / size
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{count:.0f}"
+
+
+def compute_text(name, report, settings):
+    """The model's cost per image next to the limits of the compute rule."""
+    prefix = name.lower()
+    return (f"  compute per image: {amount(report['multiply_adds'])} multiply-adds (limit "
+            f"{amount(settings[prefix + '_max_multiply_adds'])}), {amount(report['activations'])} "
+            f"activation values (limit {amount(settings[prefix + '_max_activations'])})")
+
+
+def _compute_problems(name, report, settings):
+    """The compute rule: multiply-adds and activation values of one forward
+    pass per image (worker_torch.model_cost), each under its limit."""
+    prefix, problems = name.lower(), []
+    limit = settings[f"{prefix}_max_multiply_adds"]
+    if report["multiply_adds"] > limit:
+        problems.append(f"{name}: {amount(report['multiply_adds'])} multiply-adds per image; the limit "
+                        f"is {amount(limit)} (convolutions at full 32x32 resolution cost the most: "
+                        f"pool earlier or use fewer channels there)")
+    limit = settings[f"{prefix}_max_activations"]
+    if report["activations"] > limit:
+        problems.append(f"{name}: {amount(report['activations'])} activation values per image (every "
+                        f"tensor a forward pass creates); the limit is {amount(limit)} (wide layers at "
+                        f"full resolution create the most: pool earlier or use fewer channels there)")
+    return problems
 
 
 def _inline(text):

@@ -3,7 +3,7 @@ steps): the grader's provided data.py and train.py are loaded as helpers
 ``data`` and ``train`` before the submission's models.py."""
 import subprocess
 
-from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, SECONDS
+from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, STARTUP_SECONDS
 from autograder.provided import provided_path
 from autograder.sandbox import HERE, Job, StepResult
 
@@ -39,13 +39,22 @@ def new_job(name, files):
 
 
 def _scale(sandbox, what):
-    """timeout_scale that gives the call SECONDS[what] of wall time."""
-    return SECONDS[what] / sandbox.call_timeout
+    """timeout_scale that gives the call STARTUP_SECONDS[what] of wall time
+    (for a call with progress reports: up to its first report)."""
+    return STARTUP_SECONDS[what] / sandbox.call_timeout
 
 
-def models_job(sandbox, checkpoints, test_images):
+def cost_limits(settings, name):
+    """{'multiply_adds', 'activations'} per image that model `name` may cost (the compute rule)."""
+    prefix = name.lower()
+    return {"multiply_adds": settings[f"{prefix}_max_multiply_adds"],
+            "activations": settings[f"{prefix}_max_activations"]}
+
+
+def models_job(sandbox, settings, checkpoints, test_images):
     """Inspect both classes, load each present checkpoint and, when
-    test_images is given, predict them. Returns (job, step ids by purpose)."""
+    test_images is given, predict them (the worker refuses to predict with a
+    model over the compute rule). Returns (job, step ids by purpose)."""
     job = new_job("cnn models", [CHECKPOINTS[name] for name in checkpoints])
     steps = {}
     for name in MODEL_NAMES:
@@ -60,6 +69,7 @@ def models_job(sandbox, checkpoints, test_images):
         steps[("load", name)] = loaded
         if images is not None:
             steps[("predict", name)] = job.call("cnn.predict", job.ref(loaded, 1), images,
+                                                cost_limits(settings, name), name, progress=True,
                                                 timeout_scale=_scale(sandbox, "predict"))
     return job, steps
 
@@ -76,7 +86,7 @@ def curves_job(sandbox, subset, protocol=CURVE_PROTOCOL, seeds=(GRADING_SEED,), 
             job.new_unit()
             steps[(name, seed)] = job.call(
                 "cnn.train_curve", name, arrays["x_train"], arrays["y_train"], arrays["x_val"],
-                protocol["config"], seed, timeout_scale=_scale(sandbox, f"train_{name.lower()}"))
+                protocol["config"], seed, progress=True, timeout_scale=_scale(sandbox, "train"))
     return job, steps
 
 

@@ -19,12 +19,18 @@ from autograder.provided import load_data_module
 # training and every eval_every steps on held_out_size other training images
 # (both fixed by subset_seed). The worker returns the held-out logits; the
 # held-out labels stay in the grader, which computes the losses.
+#
+# Why this size (measured, README "The grading protocol"): one pass over 2,400
+# images in batches of 16 separates the reference ConvNet from the reference
+# FCNet on every calibration seed (final held-out loss 0.17-0.34 apart, margin
+# 0.1) at about 40% of the cost of the earlier 200 steps of 32; more, smaller
+# steps learn more per image seen than fewer, larger ones.
 CURVE_PROTOCOL = {
     "training_images": 50_000,   # the permutation runs over the whole training set
-    "train_size": 4096,
-    "held_out_size": 1024,
+    "train_size": 2400,
+    "held_out_size": 512,
     "subset_seed": 12345,
-    "config": {"max_steps": 200, "batch_size": 32, "lr": 0.05, "warmup": 0.1,
+    "config": {"max_steps": 150, "batch_size": 16, "lr": 0.05, "warmup": 0.1,
                "label_smoothing": 0.0, "augment": False, "precision": "fp32",
                "eval_every": 50, "weight_decay": 5e-4},
 }
@@ -32,9 +38,17 @@ GRADING_SEED = 0                 # torch.manual_seed before building each model,
 SMOOTHING_WINDOW = 20            # steps averaged into one "smoothed training loss" value
 CHANCE_LOSS = math.log(10)       # cross-entropy of a uniform guess over 10 classes
 
-# Wall-clock seconds one worker call may take (reference on 2 cores: about a
-# quarter of these; Gradescope's default 0.5 vCPU is about twice as slow).
-SECONDS = {"inspect": 60, "load": 60, "predict": 240, "train_fcnet": 180, "train_convnet": 300}
+# Test-set accuracy is measured on a fixed half of the CIFAR-10 test set:
+# 5,000 images put the standard error of an accuracy near 75% at 0.6 points,
+# an eighth of a tier's 5-point width, for half the cost of all 10,000.
+TEST_IMAGES = 5000
+TEST_SUBSET_SEED = 2024
+
+# Wall-clock seconds a long worker call may take before it first reports
+# progress (building the model, its first batch or step). Once it reports,
+# its time limit follows its own measured pace (autograder/sandbox.py:
+# Job.call(progress=True)): the work left at that pace, with slack.
+STARTUP_SECONDS = {"inspect": 60, "load": 60, "predict": 60, "train": 90}
 
 
 class DataUnavailable(Exception):
@@ -62,19 +76,21 @@ def _data_module_and_folder(data_dir):
 
 @dataclass
 class TestSet:
-    images: np.ndarray            # uint8 (10000, 3, 32, 32), in a secret order
+    images: np.ndarray            # uint8 (TEST_IMAGES, 3, 32, 32), in a secret order
     labels: np.ndarray            # int64, same order; never leaves the grader
 
 
-def load_test_set(data_dir):
-    """The CIFAR-10 test set, shuffled with an order drawn from the OS's
+def load_test_set(data_dir, size=TEST_IMAGES):
+    """The fixed TEST_IMAGES-image subset of the CIFAR-10 test set (the same
+    images on every run), shuffled with an order drawn from the OS's
     randomness (only this process knows it; accuracy does not depend on it)."""
     data, folder = _data_module_and_folder(data_dir)
     try:
         images, labels = data.load_batch(os.path.join(folder, data.TEST_FILE))
     except data.DatasetError as exc:
         raise DataUnavailable(str(exc)) from None
-    order = np.random.default_rng(secrets.randbits(128)).permutation(len(labels))
+    chosen = np.sort(np.random.default_rng(TEST_SUBSET_SEED).permutation(len(labels))[:size])
+    order = chosen[np.random.default_rng(secrets.randbits(128)).permutation(len(chosen))]
     return TestSet(images=np.ascontiguousarray(images[order]), labels=labels[order])
 
 

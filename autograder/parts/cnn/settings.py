@@ -1,7 +1,9 @@
 """Thresholds of the CNN part: the ``cnn:`` mapping of rubric.yaml, over
 these defaults. Keys: convnet_accuracy_tiers (one accuracy per check
 convnet_accuracy_1, _2, ...), fcnet_accuracy, convnet_weight_layers ([low,
-high]), convnet_max_parameters, fcnet_max_parameters, curve_fall (how much
+high]), convnet_max_parameters, fcnet_max_parameters, convnet_max_multiply_adds,
+fcnet_max_multiply_adds, convnet_max_activations, fcnet_max_activations (the
+compute rule: per image, one forward pass), curve_fall (how much
 held-out losses must drop), curve_margin (ConvNet's final held-out loss below FCNet's
 by at least this)."""
 from pathlib import Path
@@ -14,6 +16,14 @@ DEFAULTS = {
     "convnet_weight_layers": [5, 8],
     "convnet_max_parameters": 1_000_000,
     "fcnet_max_parameters": 8_000_000,
+    # The compute rule: what one image costs in a forward pass. Grading time
+    # grows with both (multiply-adds for convolutions and linear layers,
+    # activation elements for memory-bound layers and training memory), so
+    # they bound what a legal submission costs on Gradescope's default machine.
+    "convnet_max_multiply_adds": 200_000_000,
+    "fcnet_max_multiply_adds": 10_000_000,
+    "convnet_max_activations": 1_500_000,
+    "fcnet_max_activations": 200_000,
     "curve_fall": 0.1,
     "curve_margin": 0.1,
 }
@@ -44,7 +54,8 @@ def load_settings(rubric_path):
     if not (isinstance(layers, list) and len(layers) == 2 and all(isinstance(n, int) for n in layers)
             and 1 <= layers[0] <= layers[1]):
         raise SettingsError(f"{where}: convnet_weight_layers must be [low, high], got {layers!r}")
-    for key in ("convnet_max_parameters", "fcnet_max_parameters"):
+    for key in ("convnet_max_parameters", "fcnet_max_parameters", "convnet_max_multiply_adds",
+                "fcnet_max_multiply_adds", "convnet_max_activations", "fcnet_max_activations"):
         if not isinstance(settings[key], int) or settings[key] <= 0:
             raise SettingsError(f"{where}: {key} must be a positive integer, got {settings[key]!r}")
     for key in ("curve_fall", "curve_margin"):

@@ -7,7 +7,6 @@ functions below as job steps and gets back plain data only.
 Errors meant for the student are raised as StudentError with a message that
 says what was found and what to do; the worker reports its text.
 """
-import copy
 import inspect
 import os
 import re
@@ -19,14 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 # Images per forward pass when evaluating: the reference ConvNet needs about
 # 380 MB more resident memory at 500 than at 100, and is no faster.
 EVAL_BATCH = 100
-# Images of the batch whose forward pass model_cost measures (BatchNorm1d needs 2).
-COST_BATCH = 2
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 MAX_LISTED = 6
 
@@ -84,39 +79,11 @@ def build_model(class_name, seed=0):
     return cls()
 
 
-class _ActivationCounter(TorchDispatchMode):
-    """Counts the elements of every tensor an operation creates (views and
-    in-place operations create none): what a training step keeps for the
-    backward pass, and what memory-bound operations (batch norm, ReLU,
-    pooling, depthwise convolutions) take their time over."""
-
-    def __init__(self):
-        super().__init__()
-        self.elements = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if not func.is_view and not func._schema.is_mutable:
-            for item in (out if isinstance(out, (tuple, list)) else (out,)):
-                if isinstance(item, torch.Tensor):
-                    self.elements += item.numel()
-        return out
-
-
-def model_cost(model, batch=COST_BATCH):
-    """{'multiply_adds', 'activations'} per image of one training-mode forward
-    pass of model on a (batch, 3, 32, 32) float32 batch: multiply-adds as
-    torch.utils.flop_counter.FlopCounterMode counts them (its FLOPs / 2) and
-    the elements of the tensors the pass creates. The model is left in
-    training mode; its batch-norm statistics move by one batch."""
+def model_cost(model):
+    """{'multiply_adds', 'activations'} per image (the compute rule), measured
+    by the provided train.model_cost on a copy of model, single-threaded."""
     _single_thread()
-    torch.manual_seed(0)
-    x = torch.randn(batch, 3, 32, 32)
-    model.train()
-    with FlopCounterMode(display=False) as flops, _ActivationCounter() as activations:
-        model(x)
-    return {"multiply_adds": flops.get_total_flops() / 2 / batch,
-            "activations": activations.elements / batch}
+    return sys.modules["train"].model_cost(model)
 
 
 def _describe_layer(name, module):
@@ -293,10 +260,10 @@ def load_checkpoint(class_name, file_name):
 
 
 def check_cost(model, limits, class_name):
-    """Raise StudentError when model (measured on a copy, so that its batch-norm
-    statistics stay as loaded) exceeds limits {'multiply_adds', 'activations'}
-    per image: the grader then never pays for the work the rules forbid."""
-    cost = model_cost(copy.deepcopy(model))
+    """Raise StudentError when model exceeds limits {'multiply_adds',
+    'activations'} per image: the grader then never pays for the work the
+    rules forbid. (model_cost measures a copy: the loaded statistics stay.)"""
+    cost = model_cost(model)
     for key, what in (("multiply_adds", "multiply-adds"), ("activations", "activation values")):
         if cost[key] > limits[key]:
             raise StudentError(f"not run: {class_name} needs {cost[key]:,.0f} {what} per image; "

@@ -277,8 +277,20 @@ def test_parameter_budget_comes_from_the_rubric_settings(tmp_path):
 
 # -- the compute rule ---------------------------------------------------------------------
 
-def test_model_cost_counts_multiply_adds_and_the_tensors_a_forward_pass_creates():
+@pytest.fixture
+def worker_torch(monkeypatch):
+    """autograder/worker_torch.py as a worker runs it: with the provided data.py
+    and train.py as modules data and train."""
+    monkeypatch.setitem(sys.modules, "data", provided.load_data_module())
+    spec = importlib.util.spec_from_file_location("train", provided.provided_path("train.py"))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    monkeypatch.setitem(sys.modules, "train", train)
     from autograder import worker_torch
+    return worker_torch
+
+
+def test_model_cost_counts_multiply_adds_and_the_tensors_a_forward_pass_creates(worker_torch):
     for inplace, activations in ((False, 8192 + 8192 + 10), (True, 8192 + 10)):
         model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=inplace), nn.Flatten(),
                               nn.Linear(8192, 10))
@@ -297,8 +309,8 @@ def rubric_with_compute_limits(tmp_path, checks, **limits):
 
 @pytest.mark.parametrize("limit, figure", [("convnet_max_multiply_adds", "multiply_adds"),
                                            ("convnet_max_activations", "activations")])
-def test_a_model_over_the_compute_rule_is_rejected_by_name_before_any_image_runs(tmp_path, limit, figure):
-    from autograder import worker_torch
+def test_a_model_over_the_compute_rule_is_rejected_by_name_before_any_image_runs(tmp_path, limit, figure,
+                                                                                  worker_torch):
     from autograder.parts.cnn.architecture import amount
     folder = write_models(tmp_path / "sub")
     models = load_models_module(folder, f"compute_rule_models_{figure}")
@@ -330,11 +342,9 @@ def test_a_model_over_the_compute_rule_is_rejected_by_name_before_any_image_runs
     assert tests["curves_fall"]["output"].startswith("not run: no CIFAR-10 training images")
 
 
-def test_the_worker_refuses_to_predict_with_a_model_over_the_compute_rule():
-    from autograder import worker_torch
+def test_the_worker_refuses_to_predict_with_a_model_over_the_compute_rule(worker_torch):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8192, 10))
     images = np.zeros((4, 3, 32, 32), dtype=np.uint8)
-    sys.modules.setdefault("data", provided.load_data_module())
     assert worker_torch.predict(model, images, {"multiply_adds": 4e5, "activations": 1e5}).shape == (4, 10)
     with pytest.raises(worker_torch.StudentError, match="needs 303,104 multiply-adds per image; the limit is 300,000"):
         worker_torch.predict(model, images, {"multiply_adds": 3e5, "activations": 1e5}, "ConvNet")
@@ -743,3 +753,17 @@ def test_the_reference_passes_every_curve_check_on_every_calibration_seed():
                     curve_checks.judge_area(fcnet, convnet, total),
                     curve_checks.judge_band(convnet, band, total)]
         assert all(v.fraction == 1.0 for v in verdicts), (seed, [v.summary for v in verdicts])
+
+
+def test_the_compute_rule_is_stated_with_the_rubric_numbers_wherever_students_read_it():
+    settings = load_settings(RUBRIC_PATH)
+    keys = ("convnet_max_multiply_adds", "convnet_max_activations", "fcnet_max_multiply_adds",
+            "fcnet_max_activations")
+    prose = {"models.py docstring": (REFERENCE_DIR / "models.py").read_text(),
+             "solutions/README.md": (REPO / "solutions" / "README.md").read_text()}
+    for where, text in prose.items():
+        for key in keys:
+            assert f"{settings[key]:,}" in text, f"{where} does not state {key} = {settings[key]:,}"
+    notebook = (REFERENCE_DIR / "3_cifar10_training.ipynb").read_text()
+    for key in keys:
+        assert f"{settings[key]:_}" in notebook, f"notebook 3's check cell does not use {key} = {settings[key]:_}"

@@ -199,6 +199,37 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
     return history
 
 
+def model_cost(model, batch=2):
+    """What one image costs in a forward pass of model, as the grader's compute
+    rule measures it: {'multiply_adds', 'activations'}, per image, of one
+    training-mode pass on a random (batch, 3, 32, 32) batch. Multiply-adds are
+    torch.utils.flop_counter.FlopCounterMode's FLOPs / 2 (convolutions and
+    linear layers); activations count the elements of every tensor the pass
+    creates (views and in-place operations create none), which is what a
+    training step keeps in memory and what batch norm, ReLU and pooling take
+    their time over. Works on a copy: model itself is left unchanged."""
+    import copy
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class CountCreated(TorchDispatchMode):
+        elements = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if not func.is_view and not func._schema.is_mutable:
+                for item in (out if isinstance(out, (tuple, list)) else (out,)):
+                    if isinstance(item, torch.Tensor):
+                        self.elements += item.numel()
+            return out
+
+    probe = copy.deepcopy(model).cpu().float().train()
+    x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as flops, CountCreated() as created:
+        probe(x)
+    return {"multiply_adds": flops.get_total_flops() / 2 / batch, "activations": created.elements / batch}
+
+
 def _json_safe(obj):
     """obj with every NaN or infinite float replaced by None: JSON has no NaN,
     and a diverged run's losses are exactly that."""

@@ -27,8 +27,8 @@ FILES = (MODELS_FILE,) + tuple(CHECKPOINTS.values())
 TIERS = 3
 
 CHECKS = {
-    "convnet_architecture": "ConvNet: 5-8 weight layers, >= 2 conv, parameter budget, (N,3,32,32) -> (N,10)",
-    "fcnet_architecture": "FCNet: Linear weight layers only, parameter budget, (N,3,32,32) -> (N,10)",
+    "convnet_architecture": "ConvNet: 5-8 weight layers, >= 2 conv, parameter budget, compute rule, (N,3,32,32) -> (N,10)",
+    "fcnet_architecture": "FCNet: Linear weight layers only, parameter budget, compute rule, (N,3,32,32) -> (N,10)",
     "convnet_checkpoint": "convnet.pt is a state_dict that loads strictly into ConvNet()",
     "fcnet_checkpoint": "fcnet.pt is a state_dict that loads strictly into FCNet()",
     **{f"convnet_accuracy_{tier}": f"ConvNet test accuracy reaches tier {tier}"

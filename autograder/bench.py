@@ -19,6 +19,7 @@ AVX2-only host than on an AVX-512-BF16 one. ``--box-only`` runs just these;
 the submission argument does not apply to them.
 """
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -222,11 +223,32 @@ def _parameters(cls):
         return sum(p.numel() for p in cls().parameters() if p.requires_grad)
 
 
+@functools.lru_cache(maxsize=None)
+def provided_model_cost():
+    """The compute rule's one measurement, model_cost of the grader's provided
+    train.py, loaded under a private name (its `from data import ...` gets the
+    provided data.py, and sys.modules is left as it was)."""
+    import importlib.util
+
+    from autograder.provided import load_data_module, provided_path
+
+    spec = importlib.util.spec_from_file_location("bench_provided_train", provided_path("train.py"))
+    module = importlib.util.module_from_spec(spec)
+    before = sys.modules.get("data")
+    sys.modules["data"] = load_data_module()
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if before is None:
+            del sys.modules["data"]
+        else:
+            sys.modules["data"] = before
+    return module.model_cost
+
+
 def _figures(model):
     """{'parameters', 'multiply_adds', 'activations'} of model, as the grader measures them."""
-    from autograder.worker_torch import model_cost
-
-    return dict(model_cost(model), parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return dict(provided_model_cost()(model), parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
 def _largest(low, high, fits):
@@ -265,7 +287,7 @@ def at_limits_sizes(settings):
     keys = ("parameters", "multiply_adds", "activations")
 
     def figures(kind, sizes, prefix):
-        """(every figure under its limit, figures); the parameters are counted first, the forward pass only when they fit."""
+        """(every figure under its limit, figures); the forward pass only once the parameters fit."""
         cls = _at_limits_classes(**sizes)[kind]
         if _parameters(cls) > settings[f"{prefix}_max_parameters"]:
             return False, None
@@ -279,7 +301,8 @@ def at_limits_sizes(settings):
         return dict(sizes, **{key: max(1, int(hidden))})
 
     def best(kind, prefix, trials, width_key, fill_key):
-        """The trial sizes, width searched and hidden width filled, closest to the multiply-add and activation limits."""
+        """Of the trials (width searched, hidden width filled), the sizes closest to the
+        multiply-add and activation limits."""
         chosen = (-1, None, None)
         for trial in trials:
             def fits(width):

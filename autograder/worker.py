@@ -31,12 +31,29 @@ or {"id", "ok": false, "error": {...}}, where ENC is {"array": file,
 "dtype", "shape"}, {"number": x}, {"list"|"tuple": [...]}, {"dict": {...}},
 {"none": null}, {"str": s}, {"object": type name} or {"unsupported": why}.
 Arrays are written with np.save(allow_pickle=False) under JOB_DIR/out/.
+
+stdout and stderr (files of the sandbox, kept for the course staff's console
+when a worker fails) are guarded before anything is loaded (OutputGuard): the
+first OUTPUT_CAP characters a submission writes to each through sys.stdout or
+sys.stderr go there; after that its writes are dropped and print() returns
+without formatting its arguments, so a submission that prints megabytes per
+call costs about what a quiet one costs and never reaches the file-size limit
+(EFBIG) through Python. Native writes to fds 1 and 2 still go to the files;
+between messages, a file that grew past NATIVE_OUTPUT_LIMIT (or half the
+file-size limit) is cut down to its first and last NATIVE_OUTPUT_KEEP bytes,
+and SIGXFSZ is ignored, so a write past the limit fails (EFBIG) instead of
+killing the worker.
 """
+import builtins
 import copy
 import importlib.util
+import io
 import json
 import math
 import os
+import resource
+import signal
+import stat
 import sys
 import traceback
 
@@ -45,6 +62,9 @@ import numpy as np
 MAX_ENCODED_ITEMS = 64      # values in one encoded result (a cache may be huge)
 MAX_ENCODE_DEPTH = 4
 MAX_TEXT = 2000             # characters of an error message or a returned string
+OUTPUT_CAP = 128 * 1024     # characters of stdout, and of stderr, passed on from Python code
+NATIVE_OUTPUT_LIMIT = 4 << 20   # bytes an output file may reach before it is cut (native writes)
+NATIVE_OUTPUT_KEEP = 64 * 1024  # bytes kept from its start, and from its end, when it is cut
 
 
 class StepError(Exception):
@@ -56,8 +76,9 @@ class StepError(Exception):
 
 
 class Worker:
-    def __init__(self, job_dir, job):
+    def __init__(self, job_dir, job, output=None):
         self.job_dir = job_dir
+        self.output = output     # the OutputGuard of this process, if any
         self.out_dir = os.path.join(job_dir, "out")
         self.channel_fd = job["channel_fd"]
         self.modules = {}
@@ -72,6 +93,8 @@ class Worker:
 
     # -- channel -------------------------------------------------------------
     def send(self, message):
+        if self.output is not None:
+            self.output.trim()
         data = (self._dumps(message) + "\n").encode()
         while data:
             written = self._write(self.channel_fd, data)
@@ -257,14 +280,221 @@ def block_sockets():
     socket.socket = _socket.socket = BlockedSocket
 
 
+class CappedStream(io.TextIOBase):
+    """sys.stdout or sys.stderr of the worker (and sys.__stdout__/__stderr__,
+    which code uses to undo a redirection): passes text on to the real stream
+    until `cap` characters have gone through it, then drops everything at once
+    (OutputGuard's print does not even format what would be dropped). Never raises
+    for output it cannot store: a failed write (EFBIG past the file-size
+    limit, ...) just fills the stream."""
+
+    def __init__(self, stream, cap):
+        self._stream = stream
+        self._room = cap
+        self.full = False
+        self.buffer = CappedBuffer(self, getattr(stream, "buffer", None))
+        try:
+            self._fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            self._fd = None
+
+    def _take(self, size):
+        """How much of `size` characters or bytes may still go through."""
+        if size <= self._room:
+            self._room -= size
+            return size
+        allowed, self._room = self._room, 0
+        return allowed
+
+    def _fill(self, note=True):
+        if self.full:
+            return
+        self.full = True
+        try:
+            if note:
+                self._stream.write("\n[autograder worker: this stream is cut here; what the "
+                                   "submission wrote to it later was dropped]\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self.full:
+            return len(text)
+        allowed = self._take(len(text))
+        try:
+            self._stream.write(text if allowed == len(text) else text[:allowed])
+        except OSError:
+            self._fill(note=False)
+        if allowed < len(text):
+            self._fill()
+        return len(text)
+
+    def flush(self):
+        if not self.full:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._fill(note=False)
+
+    def close(self):
+        """Submission code cannot close the worker's output: flush only."""
+        self.flush()
+
+    @property
+    def closed(self):
+        return False
+
+    def fileno(self):
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    @property
+    def encoding(self):
+        return self._stream.encoding
+
+    @property
+    def errors(self):
+        return self._stream.errors
+
+    def __getattr__(self, name):
+        # Anything else (name, mode, line_buffering, reconfigure, ...) is the real stream's.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+    def trim(self, limit, keep, fstat, pread, ftruncate, pwrite, lseek):
+        """Between messages: flush, then cut the file behind this stream down
+        to its first and last `keep` bytes once it has grown past `limit`
+        bytes (only native writes can get it there), so that native output of
+        one call cannot make later writes fail with EFBIG. The end stays the
+        end: the staff's console shows the file's last part."""
+        self.flush()
+        if self._fd is None:
+            return
+        info = fstat(self._fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size <= limit:
+            return
+        tail = pread(self._fd, keep, info.st_size - keep)
+        note = f"\n[autograder worker: {info.st_size - keep - len(tail)} bytes cut here]\n".encode()
+        ftruncate(self._fd, keep)
+        pwrite(self._fd, note + tail, keep)
+        lseek(self._fd, 0, os.SEEK_END)
+
+
+class CappedBuffer(io.RawIOBase):
+    """sys.stdout.buffer of a CappedStream: bytes share the stream's cap."""
+
+    def __init__(self, owner, buffer):
+        self._owner = owner
+        self._buffer = buffer
+
+    def write(self, data):
+        view = memoryview(data)
+        size = view.nbytes
+        owner = self._owner
+        if owner.full or self._buffer is None:
+            return size
+        allowed = owner._take(size)
+        try:
+            owner._stream.flush()        # text written before goes first
+            self._buffer.write(view.tobytes()[:allowed])
+        except (OSError, ValueError):
+            owner._fill(note=False)
+        if allowed < size:
+            owner._fill()
+        return size
+
+    def flush(self):
+        self._owner.flush()
+
+    def close(self):
+        self.flush()
+
+    @property
+    def closed(self):
+        return False
+
+    def fileno(self):
+        return self._owner.fileno()
+
+    def writable(self):
+        return True
+
+
+class OutputGuard:
+    """Caps what the submission's Python code writes to stdout and stderr
+    (see the module docstring). install() runs before any helper or
+    submission module is loaded; it binds what it needs, since a submission
+    may patch modules."""
+
+    def __init__(self, cap=OUTPUT_CAP):
+        self.cap = cap
+        self.streams = []
+        self._print = builtins.print
+        self._sys = sys
+        self._trim_calls = (os.fstat, os.pread, os.ftruncate, os.pwrite, os.lseek)
+        # Cut a file well before RLIMIT_FSIZE (the sandbox's Limits.file_size_mb).
+        size_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        self.trim_limit = NATIVE_OUTPUT_LIMIT
+        if size_limit != resource.RLIM_INFINITY:
+            self.trim_limit = min(NATIVE_OUTPUT_LIMIT, size_limit // 2)
+        self.trim_keep = min(NATIVE_OUTPUT_KEEP, self.trim_limit // 4)
+
+    def install(self):
+        # CPython ignores SIGXFSZ already; say so explicitly: a write past
+        # RLIMIT_FSIZE must fail with EFBIG, not kill the worker.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name, None)
+            if stream is None:
+                continue
+            capped = CappedStream(stream, self.cap)
+            self.streams.append(capped)
+            setattr(sys, name, capped)
+            setattr(sys, f"__{name}__", capped)
+        builtins.print = self.make_print()
+
+    def make_print(self):
+        original, system = self._print, self._sys
+
+        def print(*args, sep=" ", end="\n", file=None, flush=False):
+            target = file if file is not None else getattr(system, "stdout", None)
+            if type(target) is CappedStream and target.full:
+                return None                 # dropped anyway: skip formatting the arguments
+            return original(*args, sep=sep, end=end, file=file, flush=flush)
+
+        print.__doc__ = original.__doc__
+        return print
+
+    def trim(self):
+        """Called before each message to the grader; never fails."""
+        for stream in self.streams:
+            try:
+                stream.trim(self.trim_limit, self.trim_keep, *self._trim_calls)
+            except Exception:
+                pass
+
+
 def main():
     job_dir = sys.argv[1]
     with open(os.path.join(job_dir, "job.json")) as handle:
         job = json.load(handle)
-    Worker(job_dir, job).run(job)
+    output = OutputGuard()
+    output.install()
+    Worker(job_dir, job, output).run(job)
     # Skip interpreter shutdown: atexit handlers or threads left by the
     # submission must not delay or change the outcome.
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr, *output.streams):
         try:
             stream.flush()
         except Exception:

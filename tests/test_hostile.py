@@ -204,7 +204,7 @@ CORPUS = {
             for _ in range(2000):            # 120 MB, over the 32 MB file-size limit
                 sys.stdout.write(line)
             return _honest_conv_forward(x, w, b, conv_param)
-    """, without("conv"), "File too large"),
+    """, without()),                  # the worker drops output past its cap: nothing is lost
     "forge_results_linking_expected_arrays": Hostile(STUBS, GRADER_ARGUMENT + """
         import json, sys
         # At import: claim every conv_forward result over the grader's channel,

@@ -16,6 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
+from autograder import speed
 from autograder.cases import CASES_DIR
 from autograder.parts import PARTS, GradingContext, load_part
 from autograder.results import format_table, make_results, make_test, write_results
@@ -49,7 +50,12 @@ def add_arguments(parser):
     parser.add_argument("--rubric", default=str(RUBRIC_PATH),
                         help="rubric file (default: autograder/rubric.yaml)")
     parser.add_argument("--call-timeout", type=float, default=CALL_TIMEOUT, metavar="SECONDS",
-                        help=f"wall-clock limit of one call into the submission (default: {CALL_TIMEOUT:g})")
+                        help=f"wall-clock limit of one call into the submission on the reference machine, "
+                             f"scaled by --slowness (default: {CALL_TIMEOUT:g})")
+    parser.add_argument("--slowness", type=float, default=None, metavar="FACTOR",
+                        help="scale every call's time limit by this factor (default: measured at "
+                             "start-up, how much slower than the reference machine this one runs; "
+                             "1 = no scaling)")
     parser.add_argument("--time-budget", type=float, default=TIME_BUDGET, metavar="SECONDS",
                         help=f"wall-clock budget of the whole grade; checks that cannot start in "
                              f"time score 0 as not run (default: {TIME_BUDGET:g})")
@@ -158,8 +164,14 @@ class Grading:
             # too (the grader's own tree always is): test labels, hidden cases
             # kept elsewhere, the results.
             hidden = [Path(args.cases_dir), self.results_path.resolve().parent] + ([data_dir] if data_dir else [])
+            slowness = args.slowness
+            if slowness is None:
+                slowness, seconds = speed.slowness()
+                print(f"machine speed: the calibration workload took {seconds:.2f} s "
+                      f"({speed.REFERENCE_SECONDS:g} s on the reference machine): time limits "
+                      f"x{slowness:.2f}", file=sys.stderr)
             sandbox = Sandbox(python=args.worker_python, call_timeout=args.call_timeout,
-                              deadline=deadline, user=user, hidden=hidden)
+                              deadline=deadline, user=user, hidden=hidden, slowness=slowness)
             for warning in sandbox.warnings:
                 print(f"sandbox: {warning}", file=sys.stderr)
             ctx = GradingContext(submission=submission, sandbox=sandbox,

@@ -634,10 +634,10 @@ class CallClock:
             if self.progress:
                 return {"kind": "timeout",
                         "message": f"timed out: {self.what} reported no progress within "
-                                   f"{self.limit:g} s of starting (an infinite loop, or a model "
+                                   f"{self.limit:.3g} s of starting (an infinite loop, or a model "
                                    f"far slower than the rules allow?)"}
             return {"kind": "timeout", "message": f"timed out: {self.what} did not finish within "
-                                                  f"{self.limit:g} s (an infinite loop?)"}
+                                                  f"{self.limit:.3g} s (an infinite loop?)"}
         done, total, unit, _ = self.report
         how_far = (f"{self.what} had done {done:,.0f} of {total:,.0f} {unit} ({done / total:.0%}); "
                    f"at that pace the whole would take about {self.projected():.0f} s")
@@ -652,12 +652,15 @@ class CallClock:
 class Sandbox:
     def __init__(self, python=sys.executable, call_timeout=CALL_TIMEOUT, import_timeout=IMPORT_TIMEOUT,
                  max_launches=MAX_LAUNCHES, deadline=None, user=AUTO, limits=Limits(),
-                 isolate_network=True, hidden=()):
+                 isolate_network=True, hidden=(), slowness=1.0):
         """hidden: folders to hide from the worker besides GRADER_TREE (e.g. the
-        results folder or a --cases-dir elsewhere), where it gets a mount namespace."""
+        results folder or a --cases-dir elsewhere), where it gets a mount namespace.
+        slowness: how many times slower than the reference machine this one
+        runs (autograder/speed.py); every time limit is scaled by it."""
         self.python = python
         self.call_timeout = call_timeout
         self.import_timeout = import_timeout
+        self.slowness = slowness
         self.max_launches = max_launches
         self.deadline = deadline          # time.monotonic() after which nothing more runs
         self.total_cpu_seconds = 0.0      # user + system time of every worker so far
@@ -932,7 +935,7 @@ class Sandbox:
         current = None                      # the step being waited for; None: import
         ready = False
         buffer = b""
-        clock = CallClock("importing the submission", self.import_timeout, time.monotonic())
+        clock = CallClock("importing the submission", self.import_timeout * self.slowness, time.monotonic())
         selector = selectors.DefaultSelector()
         selector.register(read_fd, selectors.EVENT_READ)
         try:
@@ -981,7 +984,7 @@ class Sandbox:
                         # All steps answered; the "done" line is a formality.
                         return messages, None
                     clock = CallClock(current.get("call", "the call").split(".", 1)[-1],
-                                      self.call_timeout * current["timeout_scale"], now,
+                                      self.call_timeout * current["timeout_scale"] * self.slowness, now,
                                       current.get("progress", False))
         finally:
             selector.close()

@@ -497,3 +497,21 @@ def test_a_malformed_progress_report_is_garbage(tmp_path):
     job, step = progress_job(tmp_path, "overclaims")
     result = Sandbox(call_timeout=5).run(job, {}).results[step]
     assert result.error["kind"] == "garbage" and "malformed progress report" in result.error["message"]
+
+
+def test_time_limits_scale_with_the_measured_slowness_of_the_machine(tmp_path):
+    # A 0.8 s call against a 0.5 s limit: too slow on the reference machine,
+    # in time on one measured to be 3 times slower.
+    job, step = progress_job(tmp_path, "steady", 4, 0.2, progress=False)
+    result = Sandbox(call_timeout=0.5, slowness=3.0).run(job, {}).results[step]
+    assert result.ok, result.error
+    job, step = progress_job(tmp_path, "steady", 4, 0.2, progress=False)
+    result = Sandbox(call_timeout=0.5, slowness=1.0).run(job, {}).results[step]
+    assert "did not finish within 0.5 s" in result.error["message"]
+
+
+def test_the_speed_calibration_never_shortens_a_limit():
+    from autograder import speed
+    factor, seconds = speed.slowness()
+    assert factor >= 1.0 and seconds > 0
+    assert factor == max(1.0, seconds / speed.REFERENCE_SECONDS)

@@ -14,7 +14,7 @@ Rules the grader checks:
   1,000,000 parameters. Use convolutions, batch norm, ReLU, pooling and dropout.
 - The compute rule, per image in one forward pass (train.model_cost measures
   it the grader's way): ConvNet at most 200,000,000 multiply-adds and
-  1,500,000 activation values (elements of the tensors the pass creates),
+  1,000,000 activation values (elements of the tensors the pass creates),
   FCNet at most 10,000,000 and 200,000. Convolutions at the full 32x32
   resolution cost the most: pool early, keep the wide layers small in
   resolution. The grader trains and evaluates your models on a small machine;

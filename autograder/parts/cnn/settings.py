@@ -22,7 +22,7 @@ DEFAULTS = {
     # they bound what a legal submission costs on Gradescope's default machine.
     "convnet_max_multiply_adds": 200_000_000,
     "fcnet_max_multiply_adds": 10_000_000,
-    "convnet_max_activations": 1_500_000,
+    "convnet_max_activations": 1_000_000,
     "fcnet_max_activations": 200_000,
     "curve_fall": 0.1,
     "curve_margin": 0.1,

@@ -7,6 +7,8 @@ functions below as job steps and gets back plain data only.
 Errors meant for the student are raised as StudentError with a message that
 says what was found and what to do; the worker reports its text.
 """
+import ctypes
+import gc
 import inspect
 import os
 import re

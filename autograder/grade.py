@@ -3,7 +3,7 @@
 results.json and print a score table.
 
 This process is trusted: it never imports the submission (parts run student
-code through autograder/sandbox.py) nor solutions/. A results.json is always
+code through autograder/sandbox/) nor solutions/. A results.json is always
 written, also when the grader itself fails (then with an error test and what
 was scored before). Exit status: 0 when grading completed, whatever the
 score; 2 when the autograder (or its command line) failed.

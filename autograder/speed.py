@@ -1,6 +1,6 @@
 """How slow this machine is, so that time limits mean the same work everywhere.
 
-A call's time limit (autograder/sandbox.py) is set for the reference machine
+A call's time limit (autograder/sandbox/clock.py) is set for the reference machine
 (the project's development machine: AVX-512, an unthrottled core) and scaled
 by `slowness()`: the wall time of a fixed single-threaded workload here,
 divided by its time on the reference machine, never below 1. On Gradescope's

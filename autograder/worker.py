@@ -1,6 +1,6 @@
 """Untrusted side of the grader: runs one job of calls into a submission.
 
-autograder/sandbox.py starts this file by path, as ``python -I -B worker.py
+autograder/sandbox/runner.py starts this file by path, as ``python -I -B worker.py
 JOB_DIR``, in a scrubbed environment with a temporary copy of the submission
 files as its working directory. It never imports the autograder package and
 uses only the standard library and numpy, so it behaves the same wherever the

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from autograder import sandbox
+from autograder.sandbox import clock, confine, runner
 from autograder.sandbox import Job, Opaque, Sandbox, Unsupported
 
 REFERENCE_LAYERS = os.path.join(os.path.dirname(__file__), "..", "solutions", "cnn", "layers.py")
@@ -270,7 +271,7 @@ def test_grader_files_and_closed_folders_are_hidden_from_the_worker(tmp_path):
     plan = box.mount_plan()
     assert str(REPO) in plan.hidden
     hidden_cases = sorted(str(path) for path in (REPO / "autograder" / "cases" / "hidden").glob("*"))
-    secrets = [str(REPO / "solutions" / "cnn" / "layers.py"), str(REPO / "autograder" / "sandbox.py"),
+    secrets = [str(REPO / "solutions" / "cnn" / "layers.py"), str(REPO / "autograder" / "sandbox" / "runner.py"),
                str(REPO / ".git" / "HEAD")] + hidden_cases
     temporary = os.path.realpath(tempfile.gettempdir())
     closed = [folder for folder in plan.hidden if not folder.startswith(str(REPO)) and folder != temporary]
@@ -386,8 +387,8 @@ def test_without_mount_namespaces_the_sandbox_falls_back_with_a_warning(tmp_path
     """Where mount namespaces are refused and the worker's user cannot run
     the interpreter, student code runs as the grader's own user and the
     sandbox says so (an explicit --worker-user refuses instead)."""
-    monkeypatch.setattr(sandbox, "mount_isolation", lambda: False)
-    monkeypatch.setattr(sandbox, "_python_usable", {})
+    monkeypatch.setattr(confine, "mount_isolation", lambda: False)
+    monkeypatch.setattr(runner, "_python_usable", {})
     # The interpreter is runnable by the worker's user only inside its namespace.
     monkeypatch.setattr(Sandbox, "_probe_python", lambda self, mounts=None: mounts is not None)
     box = Sandbox()
@@ -403,8 +404,8 @@ def test_without_mount_namespaces_the_sandbox_falls_back_with_a_warning(tmp_path
 def test_a_mount_namespace_that_cannot_be_set_up_is_dropped_with_a_warning(monkeypatch):
     def refuse(plan, workdir):
         raise OSError(1, "mount refused")
-    monkeypatch.setattr(sandbox, "enter_mount_namespace", refuse)    # runs in the forked child
-    monkeypatch.setattr(sandbox, "_python_usable", {})
+    monkeypatch.setattr(confine, "enter_mount_namespace", refuse)    # runs in the forked child
+    monkeypatch.setattr(runner, "_python_usable", {})
     box = Sandbox()
     assert box.mount_plan() is None
     assert any("mount namespace is not used" in warning for warning in box.warnings)
@@ -467,7 +468,7 @@ def test_a_slow_call_that_keeps_reporting_progress_outlives_its_startup_limit(tm
 
 
 def test_a_call_that_stops_progressing_is_told_how_far_it_got(tmp_path, monkeypatch):
-    monkeypatch.setattr(sandbox, "PROGRESS_GRACE", 0.5)
+    monkeypatch.setattr(clock, "PROGRESS_GRACE", 0.5)
     job, step = progress_job(tmp_path, "stalls_after", 3, 10)
     result = Sandbox(call_timeout=5).run(job, {}).results[step]
     message = result.error["message"]

@@ -34,7 +34,7 @@ fi
 "$VENV/bin/python" -m pip install -q "numpy<3" pyyaml tqdm matplotlib
 chmod -R a+rX "$VENV"
 
-# Student code runs as this user (autograder/sandbox.py); it owns nothing here.
+# Student code runs as this user (autograder/sandbox/); it owns nothing here.
 if ! id -u "$WORKER_USER" >/dev/null 2>&1; then
     adduser "$WORKER_USER" --no-create-home --disabled-password --gecos ""
 fi

@@ -1,10 +1,10 @@
 """Helpers of the hostile-submission and Gradescope-zip tests.
 
-The privilege separation of autograder/sandbox.py is only active when the
+The privilege separation of autograder/sandbox/ is only active when the
 grader runs as root. The worker's user then runs the project's own
 interpreter, even though it lives under /root here (mode 700): the worker's
 mount namespace shows it the interpreter's folders and hides the grader's
-(autograder/sandbox.py, enter_mount_namespace).
+(autograder/sandbox/confine.py, enter_mount_namespace).
 """
 import json
 import os

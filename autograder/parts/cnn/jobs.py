@@ -5,9 +5,9 @@ import subprocess
 
 from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, STARTUP_SECONDS
 from autograder.provided import provided_path
-from autograder.sandbox import HERE, Job, StepResult
+from autograder.sandbox import PACKAGE, Job, StepResult
 
-TORCH_HELPER = HERE / "worker_torch.py"
+TORCH_HELPER = PACKAGE / "worker_torch.py"
 MODELS_FILE = "models.py"
 CHECKPOINTS = {"ConvNet": "convnet.pt", "FCNet": "fcnet.pt"}
 MODEL_NAMES = ("ConvNet", "FCNet")

@@ -46,7 +46,7 @@ TEST_SUBSET_SEED = 2024
 
 # Wall-clock seconds a long worker call may take before it first reports
 # progress (building the model, its first batch or step). Once it reports,
-# its time limit follows its own measured pace (autograder/sandbox.py:
+# its time limit follows its own measured pace (autograder/sandbox/clock.py,
 # Job.call(progress=True)): the work left at that pace, with slack.
 STARTUP_SECONDS = {"inspect": 60, "load": 60, "predict": 60, "train": 90}
 

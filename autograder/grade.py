@@ -1,6 +1,7 @@
 """``python -m autograder grade SUBMISSION_DIR [--results FILE] [--data-dir DIR]
 [--part layers|cnn|all]``: grade a submission, write Gradescope's
-results.json and print a score table.
+results.json and print its overall output (the submission summary first) and
+a score table.
 
 This process is trusted: it never imports the submission (parts run student
 code through autograder/sandbox.py) nor solutions/. A results.json is always
@@ -155,8 +156,7 @@ class Grading:
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             entries = load_rubric(args.rubric)
             submission = find_submission(args.submission_dir)
-            self.notes.extend(submission.notes)
-            self.notes.extend(submission.problems.values())
+            self.notes.extend(submission.summary_lines())
             deadline = self.started + args.time_budget
             user = None if args.worker_user == "none" else args.worker_user
             data_dir = args.data_dir or os.environ.get("CIFAR10_DIR")

@@ -45,6 +45,81 @@ def test_files_are_found_one_folder_deep_and_symlinks_refused(tmp_path):
     assert "fcnet.pt was not found" in found.missing_message("fcnet.pt")
 
 
+def write_files(folder, names, text="x = 1\n"):
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_near_miss_names_are_never_graded_and_the_summary_says_what_to_rename(tmp_path):
+    write_files(tmp_path, ["Layers.py", "models (1).py", "convnet.pth", "fcnet.pt"])
+    found = find_submission(tmp_path)
+    assert set(found.files) == {"fcnet.pt"}
+    summary = "\n".join(found.summary_lines())
+    assert summary.startswith("SUBMISSION FILES: layers.py, models.py and convnet.pt were not found")
+    assert ("- layers.py: NOT GRADED. Found Layers.py at the top of the upload" in summary
+            and "rename it to exactly layers.py" in summary)
+    assert "Found 'models (1).py' at the top of the upload" in summary
+    assert "second download or a copy" in summary and "rename it to exactly models.py" in summary
+    assert "Found convnet.pth" in summary and "rename it to exactly convnet.pt" in summary
+    assert "- fcnet.pt: graded fcnet.pt." in summary
+    assert "exactly these four names, at the top of the upload or in one folder below" in summary
+    message = found.missing_message("layers.py")
+    assert message.startswith("layers.py was not found in the submission")
+    assert "Layers.py" in message and "rename it to exactly layers.py" in message
+
+
+def test_files_two_folders_down_are_found_and_reported_not_graded(tmp_path):
+    write_files(tmp_path, [f"hw/cnn/{name}" for name in ("layers.py", "models.py", "convnet.pt", "fcnet.pt")])
+    found = find_submission(tmp_path)
+    assert found.files == {}
+    summary = "\n".join(found.summary_lines())
+    assert "layers.py, models.py, convnet.pt and fcnet.pt were not found" in summary
+    assert "Found hw/cnn/layers.py, 2 folders down" in summary
+    assert "top of the upload and one folder below" in summary
+    assert "hw/cnn/fcnet.pt" in found.missing_message("fcnet.pt")
+
+
+def test_only_notebooks_uploaded_says_that_the_py_files_are_graded(tmp_path):
+    write_files(tmp_path, ["1_convolution_pooling.ipynb", "3_cifar10_training.ipynb"], "{}")
+    found = find_submission(tmp_path)
+    summary = "\n".join(found.summary_lines())
+    assert "- layers.py: NOT FOUND anywhere in the upload." in summary
+    assert "Notebooks found (1_convolution_pooling.ipynb, 3_cifar10_training.ipynb)" in summary
+    assert "the grader does not run notebooks" in summary and "upload those four files" in summary
+    assert "the grader runs the .py files, not the notebooks" in found.missing_message("models.py")
+
+
+def test_an_exact_file_is_graded_and_a_copy_next_to_it_is_named(tmp_path):
+    write_files(tmp_path, ["layers.py", "layers (1).py", "models.py", "convnet.pt", "fcnet.pt"])
+    found = find_submission(tmp_path)
+    assert found.files["layers.py"] == tmp_path / "layers.py"
+    summary = "\n".join(found.summary_lines())
+    assert "- layers.py: graded layers.py. Also in the upload and NOT graded: 'layers (1).py'" in summary
+    # A complete upload without look-alikes adds nothing to the feedback.
+    assert find_submission(REFERENCE_DIR).summary_lines() == []
+
+
+def test_the_grade_command_puts_the_submission_summary_on_top_and_in_each_check(tmp_path):
+    upload = tmp_path / "upload"
+    write_files(upload, ["Layers.py"])
+    results_path = tmp_path / "out" / "results.json"
+    process = subprocess.run([sys.executable, "-m", "autograder", "grade", str(upload), "--part", "layers",
+                              "--results", str(results_path), "--slowness", "1"],
+                             capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert process.returncode == 0, process.stderr
+    results = json.loads(results_path.read_text())
+    assert results["output"].startswith("SUBMISSION FILES: layers.py, models.py, convnet.pt and "
+                                        "fcnet.pt were not found")
+    assert "Found Layers.py at the top of the upload" in results["output"]
+    layer_tests = [t for t in results["tests"] if t["max_score"] > 0]
+    assert all("Layers.py" in t["output"] for t in layer_tests)
+    assert process.stdout.startswith("SUBMISSION FILES:")
+
+
+
 def test_missing_layers_file_zeroes_every_layer_check_with_its_name(tmp_path):
     (tmp_path / "models.py").write_text("")
     results = support.grade(tmp_path)

@@ -17,7 +17,8 @@ import pytest
 from autograder import cli
 from autograder.build_cases import build
 from autograder.cases import CASES_DIR
-from autograder.results import SCHEMA, ResultsError, make_results, make_test, validate, write_results
+from autograder.results import (SCHEMA, ResultsError, format_failures, format_table, make_results, make_test,
+                                validate, write_results)
 from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric
 from autograder.submission import find_submission
 
@@ -117,7 +118,30 @@ def test_the_grade_command_puts_the_submission_summary_on_top_and_in_each_check(
     layer_tests = [t for t in results["tests"] if t["max_score"] > 0]
     assert all("Layers.py" in t["output"] for t in layer_tests)
     assert process.stdout.startswith("SUBMISSION FILES:")
+    assert "layers.py not found (see SUBMISSION FILES at the top)" in process.stdout
+    assert f"The full feedback of every test is in {results_path}" in process.stdout
 
+
+def test_the_console_shows_the_whole_feedback_of_failing_checks_once():
+    long_line = "0/15 cases correct; likely mistake: " + "a long explanation " * 10
+    details = ["Failing cases (15, first 3 shown):", "- public case p1: conv_forward(x (2, 3, 5, 5))",
+               "    out: 100 of 100 values wrong"]
+    results = make_results([
+        make_test("1.1", "conv_forward", 0, 8, "\n".join([long_line] + details)),
+        make_test("1.2", "conv_backward", 0, 9, "\n".join(["0/15 cases correct"] + details)),
+        make_test("2.1", "max_pool_forward", 3, 3, "13/13 cases correct"),
+        make_test("2.2", "max_pool_backward", 0, 4, "\n".join(["first"] + [f"line {i}" for i in range(40)])),
+    ])
+    table = format_table(results)
+    assert long_line not in table and "..." in table         # the table clips ...
+    text = format_failures(results, "/tmp/out/results.json")
+    assert "    " + long_line.rstrip() in text                 # ... the section below does not
+    assert text.count("out: 100 of 100 values wrong") == 1
+    assert "1.2 conv_backward  (0 / 9)\n    0/15 cases correct\n    (details as in test 1.1 above)" in text
+    assert "max_pool_forward" not in text
+    assert "line 23" in text and "line 24" not in text and "16 more lines in /tmp/out/results.json" in text
+    assert text.endswith("The full feedback of every test is in /tmp/out/results.json (the \"output\" "
+                         "of each test; on Gradescope, under each test).")
 
 
 def test_missing_layers_file_zeroes_every_layer_check_with_its_name(tmp_path):

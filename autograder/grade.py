@@ -1,6 +1,7 @@
 """``python -m autograder grade SUBMISSION_DIR [--results FILE] [--data-dir DIR]
 [--part layers|cnn|all]``: grade a submission, write Gradescope's
-results.json and print a score table.
+results.json and print its overall output (the submission summary first), a
+score table and the full feedback of every test that lost points.
 
 This process is trusted: it never imports the submission (parts run student
 code through autograder/sandbox/) nor solutions/. A results.json is always
@@ -19,10 +20,10 @@ from pathlib import Path
 from autograder import speed
 from autograder.cases import CASES_DIR
 from autograder.parts import PARTS, GradingContext, load_part
-from autograder.results import format_table, make_results, make_test, write_results
+from autograder.results import format_failures, format_table, make_results, make_test, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
-from autograder.submission import find_submission
+from autograder.submission import EXPECTED_FILES, find_submission
 
 # Gradescope stops a run after 10 minutes (and then scores it 0); grading stops
 # starting calls after the budget, and a watchdog ends a part stuck in grader
@@ -83,6 +84,7 @@ class Grading:
         self.started = time.monotonic()
         self.tests = []
         self.notes = []
+        self.submission = None
         self.leaderboard = []
         self.failed = False
         self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
@@ -154,9 +156,8 @@ class Grading:
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             entries = load_rubric(args.rubric)
-            submission = find_submission(args.submission_dir)
-            self.notes.extend(submission.notes)
-            self.notes.extend(submission.problems.values())
+            submission = self.submission = find_submission(args.submission_dir)
+            self.notes.extend(submission.summary_lines())
             deadline = self.started + args.time_budget
             user = None if args.worker_user == "none" else args.worker_user
             data_dir = args.data_dir or os.environ.get("CIFAR10_DIR")
@@ -214,6 +215,11 @@ def run(args):
     if results["output"]:
         print(results["output"] + "\n")
     print(format_table(results))
+    submission = grading.submission
+    brief = {submission.missing_message(name): f"{name} {'not graded' if name in submission.problems else 'not found'}"
+                                                f" (see SUBMISSION FILES at the top)"
+             for name in EXPECTED_FILES if name not in submission.files} if submission else {}
+    print("\n" + format_failures(results, grading.results_path, brief=brief))
     for name, grader_cpu, worker_cpu, wall in grading.timings:
         print(f"[{name}] {grader_cpu + worker_cpu:.1f} CPU-s (grader {grader_cpu:.1f}, "
               f"workers {worker_cpu:.1f}), {wall:.1f} s wall", file=sys.stderr)

@@ -1,5 +1,7 @@
 """Gradescope results.json: building, validating, writing (atomically) and
-printing it as a score table.
+printing it on the console: a score table (one clipped line of feedback per
+test), then the full feedback of every test that lost points
+(format_failures), which is the text the student reads on Gradescope.
 
 The structure is the one gradescope-utils' JSONTestRunner writes, with every
 test carrying name, number, score, max_score, status, output, visibility and
@@ -163,7 +165,8 @@ def write_results(path, results):
 
 
 def format_table(results, width=120, max_title=48):
-    """The score table printed after grading: test, points, first feedback line, total."""
+    """The score table printed after grading: test, points, first feedback line
+    (clipped, ending in "..."; format_failures prints it whole), total."""
     rows = []
     for test in results["tests"]:
         title = f"{test['number']} {test['name']}"
@@ -186,4 +189,42 @@ def format_table(results, width=120, max_title=48):
     lines += [line(*row) for row in rows]
     lines.append("-" * min(width, title_width + points_width + 24))
     lines.append(line("Total", f"{results['score']:6.2f} / {total:g}", ""))
+    return "\n".join(lines)
+
+
+def format_failures(results, results_path="results.json", max_lines=25, brief=()):
+    """The full feedback of each test that lost points, and where the complete
+    text of every test is (the table shows only the start of the first line).
+    At most max_lines lines per test; details (the lines after the first) that
+    repeat an earlier test's are referred to instead of repeated; a test whose
+    first line contains one of the keys of `brief` (a missing file's message,
+    explained once at the top) shows that line only, with the key replaced by
+    its value."""
+    failing = [test for test in results["tests"] if test["score"] < test["max_score"]]
+    pointer = (f"The full feedback of every test is in {results_path} (the \"output\" of each "
+               f"test; on Gradescope, under each test).")
+    if not failing:
+        return pointer
+    lines = [f"Feedback of the {len(failing)} test{'s' if len(failing) > 1 else ''} that lost points:"]
+    details_of = {}
+    for test in failing:
+        lines.append("")
+        lines.append(f"{test['number']} {test['name']}  ({test['score']:g} / {test['max_score']:g})")
+        text = test["output"].rstrip("\n").split("\n") if test["output"] else ["(no feedback)"]
+        for message, short in dict(brief).items():
+            if message and message in text[0]:
+                text = [text[0].replace(message, short)]
+                break
+        first, details = text[0], text[1:]
+        lines.append("    " + first)
+        key = "\n".join(details)
+        if details and key in details_of:
+            lines.append(f"    (details as in test {details_of[key]} above)")
+            continue
+        if details:
+            details_of.setdefault(key, test["number"])
+        lines += ["    " + line for line in details[:max_lines - 1]]
+        if len(details) > max_lines - 1:
+            lines.append(f"    ... {len(details) - max_lines + 1} more lines in {results_path}")
+    lines += ["", pointer]
     return "\n".join(lines)

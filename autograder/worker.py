@@ -208,9 +208,14 @@ class Worker:
 
     # -- errors --------------------------------------------------------------
     def describe_exception(self, exc):
-        """Exception type, message and the traceback lines inside the submission."""
+        """Exception type, message and the traceback lines inside the submission
+        (frames of files in the submission's folder; never the import
+        machinery's "<frozen importlib._bootstrap>" frames, whose relative
+        pseudo-names would otherwise resolve into the working directory)."""
         frames = []
         for frame in traceback.extract_tb(exc.__traceback__):
+            if not frame.filename or frame.filename.startswith("<"):
+                continue
             path = os.path.realpath(frame.filename)
             if os.path.dirname(path) == self.submission_dir:
                 frames.append(f"{os.path.basename(path)}, line {frame.lineno}, in {frame.name}"

@@ -526,6 +526,71 @@ def test_missing_models_file_fails_every_cnn_check_with_its_name(tmp_path):
     assert all(t["score"] == 0 and "models.py was not found" in t["output"] for t in results["tests"])
 
 
+# -- when models.py cannot even build a model --------------------------------------------------
+
+CUDA_FORWARD_CONVNET = SMALL_CONVNET.replace("        return self.head(self.features(x))",
+                                             "        x = x.to(torch.device('cuda'))\n"
+                                             "        return self.head(self.features(x))")
+CUDA_INIT_CONVNET = SMALL_CONVNET.replace("        self.head = nn.Sequential(",
+                                          "        self.cuda()\n        self.head = nn.Sequential(")
+UNBUILT_CHECKS = {"convnet_architecture", "convnet_checkpoint", "convnet_accuracy_1", "curves_fall"}
+
+
+def grade_unbuilt(tmp_path, convnet=SMALL_CONVNET, extra=""):
+    """Grade a models.py whose ConvNet cannot be built or run, with a
+    convnet.pt of the same keys (saved from the plain small ConvNet)."""
+    plain = load_models_module(write_models(tmp_path / "plain"), f"plain_models_{tmp_path.name}")
+    folder = write_models(tmp_path / "sub", convnet=convnet, extra=extra)
+    torch.save(plain.ConvNet().state_dict(), folder / "convnet.pt")
+    rubric = restricted_rubric(tmp_path, UNBUILT_CHECKS)
+    return by_check(grade(folder, tmp_path, rubric, data_dir=synthetic_cifar(tmp_path / "data")), rubric)
+
+
+def test_an_import_error_is_named_by_every_check_with_the_students_frames_only(tmp_path):
+    tests = grade_unbuilt(tmp_path, extra="import scipy_is_not_installed_here\n")
+    architecture = tests["convnet_architecture"]["output"]
+    assert architecture.startswith("ConvNet() could not be built and run on a (2, 3, 32, 32) batch: the "
+                                   "submission could not be imported: ModuleNotFoundError: No module "
+                                   "named 'scipy_is_not_installed_here'")
+    frames = architecture.split("Traceback (your code, most recent call last):\n", 1)[1]
+    assert frames.lstrip().startswith("models.py, line ") and "import scipy_is_not_installed_here" in frames
+    for test in tests.values():
+        assert test["score"] == 0 and "<frozen" not in test["output"]
+    curves = tests["curves_fall"]["output"]
+    assert curves.startswith("not run: ConvNet() and FCNet() could not be built and run: the submission "
+                             "could not be imported: ModuleNotFoundError")
+    assert "architecture rules" not in curves
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the grader's machines have no GPU")
+@pytest.mark.parametrize("convnet, line", [(CUDA_FORWARD_CONVNET, "x = x.to(torch.device('cuda'))"),
+                                           (CUDA_INIT_CONVNET, "self.cuda()")])
+def test_a_model_that_asks_for_a_gpu_is_told_the_grader_has_none_and_how_to_fix_it(tmp_path, convnet, line):
+    tests = grade_unbuilt(tmp_path, convnet=convnet)
+    architecture = tests["convnet_architecture"]["output"]
+    first, second = architecture.split("\n")[:2]
+    assert first.startswith("ConvNet() could not be built and run on a (2, 3, 32, 32) batch: raised ")
+    assert first.endswith("(the grader has no GPU)")
+    assert second.startswith("The grader has no GPU: it runs your models on the CPU only")
+    assert "device=x.device" in second and "torch.cuda.is_available()" in second
+    assert line in architecture                                  # the student's own line
+    accuracy = tests["convnet_accuracy_1"]["output"]
+    assert accuracy.startswith("not run: ") and "(the grader has no GPU)" in accuracy
+    assert "breaks the architecture rules" not in accuracy
+    curves = tests["curves_fall"]["output"]
+    assert curves.startswith("not run: ConvNet() could not be built and run: raised ")
+    assert "(the grader has no GPU)" in curves and "architecture rules" not in curves
+    assert all(tests[check]["score"] == 0 for check in ("convnet_architecture", "convnet_accuracy_1",
+                                                        "curves_fall"))
+
+
+def test_a_rule_breaking_model_still_hears_about_the_architecture_rules_in_the_curve_checks(tmp_path):
+    tests = grade_unbuilt(tmp_path, convnet=NINE_LAYER_CONVNET)
+    assert tests["curves_fall"]["output"] == (
+        "not run: the curves are compared only for models that follow the architecture rules; fix "
+        "ConvNet first (see the architecture tests)")
+
+
 # -- loss curves on a short protocol ------------------------------------------------------------
 
 SHORT_PROTOCOL = {

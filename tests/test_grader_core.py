@@ -17,7 +17,8 @@ import pytest
 from autograder import cli
 from autograder.build_cases import build
 from autograder.cases import CASES_DIR
-from autograder.results import SCHEMA, ResultsError, make_results, make_test, validate, write_results
+from autograder.results import (SCHEMA, ResultsError, format_failures, format_table, make_results, make_test,
+                                validate, write_results)
 from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric
 from autograder.submission import find_submission
 
@@ -43,6 +44,104 @@ def test_files_are_found_one_folder_deep_and_symlinks_refused(tmp_path):
     assert "layers.py found in the subfolder my-upload/" in found.notes
     assert "symbolic link" in found.missing_message("convnet.pt")
     assert "fcnet.pt was not found" in found.missing_message("fcnet.pt")
+
+
+def write_files(folder, names, text="x = 1\n"):
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_near_miss_names_are_never_graded_and_the_summary_says_what_to_rename(tmp_path):
+    write_files(tmp_path, ["Layers.py", "models (1).py", "convnet.pth", "fcnet.pt"])
+    found = find_submission(tmp_path)
+    assert set(found.files) == {"fcnet.pt"}
+    summary = "\n".join(found.summary_lines())
+    assert summary.startswith("SUBMISSION FILES: layers.py, models.py and convnet.pt were not found")
+    assert ("- layers.py: NOT GRADED. Found Layers.py at the top of the upload" in summary
+            and "rename it to exactly layers.py" in summary)
+    assert "Found 'models (1).py' at the top of the upload" in summary
+    assert "second download or a copy" in summary and "rename it to exactly models.py" in summary
+    assert "Found convnet.pth" in summary and "rename it to exactly convnet.pt" in summary
+    assert "- fcnet.pt: graded fcnet.pt." in summary
+    assert "exactly these four names, at the top of the upload or in one folder below" in summary
+    message = found.missing_message("layers.py")
+    assert message.startswith("layers.py was not found in the submission")
+    assert "Layers.py" in message and "rename it to exactly layers.py" in message
+
+
+def test_files_two_folders_down_are_found_and_reported_not_graded(tmp_path):
+    write_files(tmp_path, [f"hw/cnn/{name}" for name in ("layers.py", "models.py", "convnet.pt", "fcnet.pt")])
+    found = find_submission(tmp_path)
+    assert found.files == {}
+    summary = "\n".join(found.summary_lines())
+    assert "layers.py, models.py, convnet.pt and fcnet.pt were not found" in summary
+    assert "Found hw/cnn/layers.py, 2 folders down" in summary
+    assert "top of the upload and one folder below" in summary
+    assert "hw/cnn/fcnet.pt" in found.missing_message("fcnet.pt")
+
+
+def test_only_notebooks_uploaded_says_that_the_py_files_are_graded(tmp_path):
+    write_files(tmp_path, ["1_convolution_pooling.ipynb", "3_cifar10_training.ipynb"], "{}")
+    found = find_submission(tmp_path)
+    summary = "\n".join(found.summary_lines())
+    assert "- layers.py: NOT FOUND anywhere in the upload." in summary
+    assert "Notebooks found (1_convolution_pooling.ipynb, 3_cifar10_training.ipynb)" in summary
+    assert "the grader does not run notebooks" in summary and "upload those four files" in summary
+    assert "the grader runs the .py files, not the notebooks" in found.missing_message("models.py")
+
+
+def test_an_exact_file_is_graded_and_a_copy_next_to_it_is_named(tmp_path):
+    write_files(tmp_path, ["layers.py", "layers (1).py", "models.py", "convnet.pt", "fcnet.pt"])
+    found = find_submission(tmp_path)
+    assert found.files["layers.py"] == tmp_path / "layers.py"
+    summary = "\n".join(found.summary_lines())
+    assert "- layers.py: graded layers.py. Also in the upload and NOT graded: 'layers (1).py'" in summary
+    # A complete upload without look-alikes adds nothing to the feedback.
+    assert find_submission(REFERENCE_DIR).summary_lines() == []
+
+
+def test_the_grade_command_puts_the_submission_summary_on_top_and_in_each_check(tmp_path):
+    upload = tmp_path / "upload"
+    write_files(upload, ["Layers.py"])
+    results_path = tmp_path / "out" / "results.json"
+    process = subprocess.run([sys.executable, "-m", "autograder", "grade", str(upload), "--part", "layers",
+                              "--results", str(results_path), "--slowness", "1"],
+                             capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert process.returncode == 0, process.stderr
+    results = json.loads(results_path.read_text())
+    assert results["output"].startswith("SUBMISSION FILES: layers.py, models.py, convnet.pt and "
+                                        "fcnet.pt were not found")
+    assert "Found Layers.py at the top of the upload" in results["output"]
+    layer_tests = [t for t in results["tests"] if t["max_score"] > 0]
+    assert all("Layers.py" in t["output"] for t in layer_tests)
+    assert process.stdout.startswith("SUBMISSION FILES:")
+    assert "layers.py not found (see SUBMISSION FILES at the top)" in process.stdout
+    assert f"The full feedback of every test is in {results_path}" in process.stdout
+
+
+def test_the_console_shows_the_whole_feedback_of_failing_checks_once():
+    long_line = "0/15 cases correct; likely mistake: " + "a long explanation " * 10
+    details = ["Failing cases (15, first 3 shown):", "- public case p1: conv_forward(x (2, 3, 5, 5))",
+               "    out: 100 of 100 values wrong"]
+    results = make_results([
+        make_test("1.1", "conv_forward", 0, 8, "\n".join([long_line] + details)),
+        make_test("1.2", "conv_backward", 0, 9, "\n".join(["0/15 cases correct"] + details)),
+        make_test("2.1", "max_pool_forward", 3, 3, "13/13 cases correct"),
+        make_test("2.2", "max_pool_backward", 0, 4, "\n".join(["first"] + [f"line {i}" for i in range(40)])),
+    ])
+    table = format_table(results)
+    assert long_line not in table and "..." in table         # the table clips ...
+    text = format_failures(results, "/tmp/out/results.json")
+    assert "    " + long_line.rstrip() in text                 # ... the section below does not
+    assert text.count("out: 100 of 100 values wrong") == 1
+    assert "1.2 conv_backward  (0 / 9)\n    0/15 cases correct\n    (details as in test 1.1 above)" in text
+    assert "max_pool_forward" not in text
+    assert "line 23" in text and "line 24" not in text and "16 more lines in /tmp/out/results.json" in text
+    assert text.endswith("The full feedback of every test is in /tmp/out/results.json (the \"output\" "
+                         "of each test; on Gradescope, under each test).")
 
 
 def test_missing_layers_file_zeroes_every_layer_check_with_its_name(tmp_path):

@@ -59,7 +59,8 @@ def grade(ctx, check_ids):
     graded = ModelsGrading(ctx, settings, check_ids)
     results = graded.run()
     if any(check in check_ids for check in CURVE_CHECKS):
-        results.update(grade_curves(ctx, settings, graded.architecture_ok))
+        results.update(grade_curves(ctx, settings, graded.architecture_ok,
+                                    unbuilt=graded.unbuilt))
     return {check: result for check, result in results.items() if check in check_ids}
 
 
@@ -71,6 +72,7 @@ class ModelsGrading:
         self.settings = settings
         self.check_ids = check_ids
         self.architecture_ok = {}
+        self.unbuilt = {}     # model -> why Model() could not be built and run (not a rule broken)
 
     def run(self):
         ctx, submission = self.ctx, self.ctx.submission
@@ -101,6 +103,7 @@ class ModelsGrading:
         if not result.ok:
             text = error_text(result)
             self.architecture_ok[name] = False
+            self.unbuilt[name] = text.split("\n", 1)[0]
             return CheckResult(0.0, f"{name}() could not be built and run on a (2, 3, 32, 32) batch: "
                                     + text.split("\n", 1)[0], text.split("\n")[1:])
         verdict = architecture.judge(name, result.value, self.settings)
@@ -141,6 +144,9 @@ class ModelsGrading:
         if not loaded:
             return CheckResult(0.0, f"not run: {checkpoint.summary}")
         value, problem = score
+        if name in self.unbuilt:
+            return CheckResult(0.0, f"not run: {name}() could not be built and run (see its "
+                                    f"architecture test): {self.unbuilt[name]}")
         if not self.architecture_ok.get(name):
             measured = (f"its test accuracy is {value:.2%}" if value is not None
                         else "its test images were not run")
@@ -154,13 +160,29 @@ class ModelsGrading:
         return accuracy.judge_tier(name, value, threshold, self.test_images, [problem] if problem else [])
 
 
-def grade_curves(ctx, settings, architecture_ok, protocol=CURVE_PROTOCOL, band_path=curves.BAND_PATH):
+def grade_curves(ctx, settings, architecture_ok, protocol=CURVE_PROTOCOL, band_path=curves.BAND_PATH,
+                 unbuilt=None):
     """The four curve checks: train fresh FCNet() and ConvNet() with the
-    protocol (one worker job), compare the runs and draw them."""
+    protocol (one worker job), compare the runs and draw them. unbuilt:
+    {model: first line of its error} for models that could not even be built
+    (an import error, a crash, a GPU call): the message names that cause, not
+    the architecture rules."""
+    unbuilt = unbuilt or {}
     broken = [name for name in MODEL_NAMES if not architecture_ok.get(name)]
     if broken:
-        message = (f"not run: the curves are compared only for models that follow the architecture "
-                   f"rules; fix {' and '.join(broken)} first (see the architecture tests)")
+        crashed = [name for name in broken if name in unbuilt]
+        ruled = [name for name in broken if name not in unbuilt]
+        rules = (f"the curves are compared only for models that follow the architecture rules; fix "
+                 f"{' and '.join(ruled)} first (see the architecture tests)")
+        if not crashed:
+            message = f"not run: {rules}"
+        else:
+            errors = {unbuilt[name] for name in crashed}
+            cause = (f": {unbuilt[crashed[0]]}" if len(errors) == 1
+                     else "; " + "; ".join(f"{name}: {unbuilt[name]}" for name in crashed))
+            message = (f"not run: {' and '.join(f'{name}()' for name in crashed)} could not be built "
+                       f"and run{cause}. Fix this first (see the architecture tests)"
+                       + (f"; also, {rules}" if ruled else ""))
         return {check: CheckResult(0.0, message) for check in CURVE_CHECKS}
     try:
         subset = load_curve_subset(ctx.data_dir, protocol)

@@ -1,6 +1,7 @@
 """The worker jobs of the CNN part (autograder/worker_torch.py runs the
 steps): the grader's provided data.py and train.py are loaded as helpers
 ``data`` and ``train`` before the submission's models.py."""
+import re
 import subprocess
 
 from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, STARTUP_SECONDS
@@ -90,9 +91,29 @@ def curves_job(sandbox, subset, protocol=CURVE_PROTOCOL, seeds=(GRADING_SEED,), 
     return job, steps
 
 
+# What torch says when code asks for a GPU on a machine without one (a CPU
+# build: "Torch not compiled with CUDA enabled"; a CUDA build: "Found no
+# NVIDIA driver", "No CUDA GPUs are available"; Apple's "mps" device).
+GPU_ERROR = re.compile(r"CUDA|cuda|NVIDIA|\bmps\b|MPS backend")
+NO_GPU = ("The grader has no GPU: it runs your models on the CPU only, so code that moves the "
+          "model or tensors to 'cuda' (or 'mps') fails here even though it works on your GPU "
+          "machine. Keep models.py device-agnostic: build the layers on the CPU in __init__ (no "
+          ".cuda() or .to(device) there) and let the training code move the model "
+          "(model.to(device)); in forward, make any new tensor on the input's device "
+          "(torch.zeros(..., device=x.device)) instead of a fixed one; where you pick a device, "
+          "use torch.device('cuda' if torch.cuda.is_available() else 'cpu').")
+
+
 def error_text(result: StepResult):
-    """The worker's message for a failed step, without the helper's exception type."""
+    """The worker's message for a failed step, without the helper's exception
+    type; when the error is code asking for a GPU, its first line says that the
+    grader has none and the next one how to write device-agnostic code."""
     error = result.error or {}
     if error.get("type") == "StudentError":
-        return error.get("message", "failed")
-    return result.error_text()
+        text = error.get("message", "failed")
+    else:
+        text = result.error_text()
+    first, _, rest = text.partition("\n")
+    if GPU_ERROR.search(first):
+        return "\n".join([first + " (the grader has no GPU)", NO_GPU] + ([rest] if rest else []))
+    return text

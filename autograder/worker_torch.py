@@ -32,7 +32,7 @@ MAX_LISTED = 6
 # Set by worker.py to its report_progress(done, total, unit): a long call's
 # time limit then follows its own pace (autograder/sandbox/clock.py CallClock).
 report_progress = None
-PROGRESS_EVERY = 0.5          # seconds between two progress reports at most once
+PROGRESS_EVERY = 0.5          # seconds: at most one progress report per this interval
 
 
 class StudentError(Exception):

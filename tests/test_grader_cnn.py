@@ -177,7 +177,7 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
     assert results["score"] == 40
     [entry] = results["leaderboard"]
     assert entry["name"] == "ConvNet test accuracy" and entry["order"] == "desc"
-    assert 86.0 <= entry["value"] <= 89.0          # the reference ConvNet: 87.55 %
+    assert 86.0 <= entry["value"] <= 89.5          # the reference ConvNet: 88.02 % on the 5,000 images
 
 
 @pytest.mark.slow
@@ -185,9 +185,9 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
 def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_results):
     results, folder = reference_results
     outputs = {t["number"]: t["output"] for t in results["tests"]}
-    assert "ConvNet test accuracy 87." in outputs["6.1"]
+    assert "ConvNet test accuracy 88.02% reaches 65% (5,000 fixed CIFAR-10 test images)" in outputs["6.1"]
     assert "FCNet test accuracy 5" in outputs["6.4"]
-    assert "final held-out loss: ConvNet 1.4" in outputs["7.2"]
+    assert "final held-out loss: ConvNet 1.6" in outputs["7.2"]
     assert "held-out loss by step {0: 2.30" in outputs["7.4"]
     plot = folder / curve_checks.PLOT_NAME
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

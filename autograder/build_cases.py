@@ -57,6 +57,18 @@ MAX_POOL_CASES = [
     ("h8", 2, 3, 6, 6, 2, 2, 2, True),
     ("h9", 2, 2, 9, 6, 3, 3, 3, True),
     ("h10", 1, 1, 4, 4, 4, 4, 1, False),     # one window: global pooling
+    # Non-square windows, several random draws each: a mistake that swaps
+    # the two window sizes in one place only shows where the maxima fall.
+    ("h11", 2, 2, 5, 7, 2, 3, 1, False),
+    ("h12", 2, 3, 5, 7, 2, 3, 1, False),
+    ("h13", 2, 2, 6, 8, 3, 2, 2, False),
+    ("h14", 3, 2, 6, 8, 3, 2, 2, False),
+    ("h15", 2, 2, 7, 5, 3, 2, 1, False),
+    ("h16", 2, 3, 7, 5, 3, 2, 1, False),
+    ("h17", 2, 2, 6, 9, 2, 3, 3, False),
+    ("h18", 2, 3, 6, 9, 2, 3, 3, False),
+    ("h19", 2, 2, 8, 6, 4, 2, 2, False),
+    ("h20", 2, 2, 6, 8, 2, 4, 2, False),
 ]
 
 AVG_POOL_CASES = [
@@ -84,6 +96,7 @@ BN_TRAIN_CASES = [
     dict(name="h4", shape=(16, 6), eps=1e-5, momentum=0.9, scale=5.0, shift=3.0),
     dict(name="h5", shape=(5, 7), eps=1e-2, momentum=0.5, scale=0.1, running=True),
     dict(name="h6", shape=(32, 10), running=True),
+    dict(name="h11", shape=(2, 5), scale=0.02),        # two values per feature, eps matters
 ]
 BN_SEQUENCE_CASES = [
     dict(name="p4", shape=(6, 4), batches=3, momentum=0.7),
@@ -102,6 +115,8 @@ SPATIAL_TRAIN_CASES = [
     dict(name="h3", shape=(3, 5, 2, 2)),
     dict(name="h4", shape=(8, 4, 8, 8), scale=3.0, shift=-2.0),
     dict(name="h5", shape=(2, 1, 3, 7), momentum=0.6, running=True),
+    dict(name="h7", shape=(2, 3, 1, 1), scale=0.02),   # two values per channel, eps matters
+    dict(name="h8", shape=(1, 2, 1, 2), eps=1e-3, scale=0.05, running=True),
 ]
 SPATIAL_TEST_CASES = [
     dict(name="p2", shape=(2, 3, 4, 4)),
@@ -292,6 +307,29 @@ def max_pool_overwriting_backward(x, dout, pool_param):
     return dx
 
 
+def max_pool_routed_backward(x, dout, pool_param, route="assign"):
+    """Mistakes in sending each window's gradient to its maximum: "assign"
+    writes dx[max] = dout, so a position that is the maximum of several
+    overlapping windows keeps only the last one's gradient; "no_stride" puts
+    it at row i + a instead of i*stride + a; "no_offset" at the window-relative
+    position (a, k) itself."""
+    dx = np.zeros_like(x)
+    ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    N, C = x.shape[:2]
+    for i, j, rows, cols in window_positions(x.shape, pool_param, dout.shape):
+        flat = x[:, :, rows, cols].reshape(N, C, -1).argmax(axis=2)
+        a, k = flat // pw, flat % pw
+        for n in range(N):
+            for c in range(C):
+                if route == "assign":
+                    dx[n, c, i * stride + a[n, c], j * stride + k[n, c]] = dout[n, c, i, j]
+                elif route == "no_stride":
+                    dx[n, c, i + a[n, c], j + k[n, c]] += dout[n, c, i, j]
+                else:
+                    dx[n, c, a[n, c], k[n, c]] += dout[n, c, i, j]
+    return dx
+
+
 def max_pool_all_ties_backward(x, dout, pool_param):
     """Mistake: every position equal to the window's maximum gets the gradient."""
     dx = np.zeros_like(x)
@@ -333,6 +371,13 @@ def build_pool(builder, group, table, forward, backward):
             dx_variants["whole_window"] = ref.avg_pool_backward(dout * area, avg_cache)
             if S < ph or S < pw:
                 dx_variants["overlap_overwritten"] = max_pool_overwriting_backward(x, dout, pool_param)
+                dx_variants["argmax_assigned"] = max_pool_routed_backward(x, dout, pool_param, "assign")
+            if not ties:
+                if S > 1:
+                    dx_variants["argmax_without_stride"] = max_pool_routed_backward(
+                        x, dout, pool_param, "no_stride")
+                dx_variants["argmax_without_offset"] = max_pool_routed_backward(
+                    x, dout, pool_param, "no_offset")
             if ties:
                 dx_variants["all_ties"] = max_pool_all_ties_backward(x, dout, pool_param)
         else:
@@ -380,7 +425,8 @@ def bn_formula_variants(x2d, gamma, beta, param, running):
     mean, var = x2d.mean(axis=0), x2d.var(axis=0)
     zeros = np.zeros_like(mean)
     old_var = running.get("running_var", zeros)
-    out = {"eps_outside_sqrt": gamma * (x2d - mean) / (np.sqrt(var) + eps) + beta}
+    out = {"eps_outside_sqrt": gamma * (x2d - mean) / (np.sqrt(var) + eps) + beta,
+           "eps_missing": gamma * (x2d - mean) / np.sqrt(var) + beta}
     running_var = {}
     if n > 1:
         unbiased = var * n / (n - 1)
@@ -483,6 +529,9 @@ def build_batchnorm(builder):
         if "eps" in param:
             variants["eps_ignored"] = ref.batchnorm_forward(
                 x, gamma, beta, dict(running, mode="test"))[0]
+        eps = param.get("eps", 1e-5)
+        variants["eps_outside_sqrt"] = (gamma * (x - running["running_mean"])
+                                        / (np.sqrt(running["running_var"]) + eps) + beta)
         builder.add("batchnorm", spec["name"], kind="test", params={"bn_param": param},
                     inputs=dict(x=x, gamma=gamma, beta=beta, **running),
                     expected={"out": out}, variants={"out": variants})
@@ -551,9 +600,14 @@ def build_spatial_batchnorm(builder):
         out, _ = ref.spatial_batchnorm_forward(x, gamma, beta, dict(param, **running))
         batch_statistics = ref.spatial_batchnorm_forward(
             x, gamma, beta, dict(param, mode="train", **{k: v.copy() for k, v in running.items()}))[0]
+        eps = param.get("eps", 1e-5)
+        mean = running["running_mean"][None, :, None, None]
+        std = np.sqrt(running["running_var"])[None, :, None, None]
+        eps_outside = gamma[None, :, None, None] * (x - mean) / (std + eps) + beta[None, :, None, None]
         builder.add("spatial_batchnorm", spec["name"], kind="test", params={"bn_param": param},
                     inputs=dict(x=x, gamma=gamma, beta=beta, **running), expected={"out": out},
-                    variants={"out": {"batch_statistics": batch_statistics}})
+                    variants={"out": {"batch_statistics": batch_statistics,
+                                      "eps_outside_sqrt": eps_outside}})
 
 
 # -- dropout ------------------------------------------------------------------------

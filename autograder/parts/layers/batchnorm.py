@@ -12,6 +12,8 @@ OUTPUT_MISTAKES = {
                          "variance (divide by N, as x.var(axis=0) does)",
     "eps_outside_sqrt": "eps is added after the square root; normalize by sqrt(var + eps)",
     "eps_ignored": "bn_param['eps'] is ignored; use it when it is given (default 1e-5)",
+    "eps_missing": "eps is left out: normalize by np.sqrt(var + eps), which also keeps a feature "
+                   "with (almost) equal values from being divided by ~0",
     "gamma_beta_ignored": "gamma and beta are not applied: out = gamma * x_hat + beta",
     "reshape_without_transpose": "x.reshape(-1, C) without moving the channel axis last first "
                                  "mixes channels: transpose x to (N, H, W, C) before reshaping",
@@ -38,6 +40,8 @@ TEST_MISTAKES = {
     "batch_statistics": "test mode normalizes with the batch's own statistics; it must use "
                         "bn_param['running_mean'] and bn_param['running_var']",
     "eps_ignored": OUTPUT_MISTAKES["eps_ignored"],
+    "eps_outside_sqrt": "eps is added after the square root; normalize by "
+                        "np.sqrt(running_var + eps)",
 }
 UPDATED_IN_TEST = "test mode changed the running statistics; only train mode updates them"
 BACKWARD_MISTAKES = {

@@ -15,6 +15,7 @@ import numpy as np
 
 from autograder.compare import (describe_difference, fmt_number, fmt_shape, fmt_value,
                                 is_numeric_array, matches, matching_mistakes)
+from autograder.hints import hint_for
 from autograder.parts import CheckResult
 from autograder.sandbox import Job, JobOutcome, Opaque, StepResult, Unsupported
 
@@ -116,9 +117,9 @@ def judge_array(name, actual, expected, axes, case, variants=None, messages=None
                                f"got {describe_returned(actual)}"], found)
     if actual.shape != expected.shape:
         lines = [f"{name} has shape {fmt_shape(actual.shape)}, expected {fmt_shape(expected.shape)}"]
-        summed = summed_over_batch(actual, expected)
-        if summed and not found:
-            found.append(summed)
+        shape_mistake = wrong_shape_mistake(name, actual, expected)
+        if shape_mistake and not found:
+            found.append(shape_mistake)
         if not found:
             same_shape = [messages[m] for m, v in variants.items()
                           if v.shape == actual.shape and m in messages]
@@ -131,10 +132,33 @@ def judge_array(name, actual, expected, axes, case, variants=None, messages=None
     return Verdict(False, lines, found)
 
 
-def summed_over_batch(actual, expected):
-    """A gradient with one extra leading axis that sums to the right answer."""
-    if actual.ndim == expected.ndim + 1 and actual.shape[1:] == expected.shape:
-        if matches(actual.astype(np.float64).sum(axis=0), expected):
+EXTRA_AXES = ("the values are right but {name} has extra axes of length 1 (keepdims=True, or a "
+              "(1, D) array): return shape {shape}, e.g. with .reshape({reshape}) or without keepdims")
+EMPTY_PAD_SLICE = ("dx has no rows or columns left: dx_pad[:, :, pad:-pad, pad:-pad] is empty when "
+                   "pad = 0 (-0 is 0); crop with dx_pad[:, :, pad:pad + H, pad:pad + W]")
+RESHAPED = ("the values are right but arranged in shape {actual}: return them in shape {shape} "
+            "(reshape at the end)")
+
+
+def wrong_shape_mistake(name, actual, expected):
+    """The likely mistake behind an array of the wrong shape, or None: extra
+    axes of length 1 with the right values (keepdims), an empty crop of a
+    padded gradient (pad:-pad with pad 0), a gradient not summed over the
+    batch, the right values in another shape."""
+    values = actual.astype(np.float64)
+    if actual.size == expected.size and actual.size:
+        flat = values.reshape(expected.shape)
+        if matches(flat, expected):
+            if tuple(d for d in actual.shape if d != 1) == tuple(d for d in expected.shape if d != 1):
+                reshape = ", ".join(str(d) for d in expected.shape) + ("," if expected.ndim == 1 else "")
+                return EXTRA_AXES.format(name=name, shape=fmt_shape(expected.shape), reshape=reshape)
+            return RESHAPED.format(actual=fmt_shape(actual.shape), shape=fmt_shape(expected.shape))
+    if (name == "dx" and actual.ndim == expected.ndim == 4 and actual.shape[:2] == expected.shape[:2]
+            and actual.size == 0 and expected.size > 0):
+        return EMPTY_PAD_SLICE
+    if (name.startswith("d") and actual.ndim == expected.ndim + 1
+            and actual.shape[1:] == expected.shape and actual.shape[0] > 1):
+        if matches(values.sum(axis=0), expected):
             return "the gradient is not summed over the batch: add .sum(axis=0)"
     return None
 
@@ -162,23 +186,32 @@ def judge_gradient(name, actual, expected, axes, case, numeric, directions, forw
     if isinstance(numeric, str):
         verdict.lines.append(f"  (no numerical gradient check: {numeric})")
         return verdict
-    analytic = np.array([np.sum(actual * v) for v in directions])
+    analytic = np.array([np.sum(actual.astype(np.float64) * v) for v in directions])
     true = np.array([np.sum(expected * v) for v in directions])
+    true_size = float(np.linalg.norm(true))
+    # Central differences carry rounding noise: differences far below the
+    # size of the true derivatives are no evidence either way.
+    floor = max(1e-8, 1e-7 * true_size)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel_error = float(np.max(np.abs(analytic - numeric)
-                                 / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-8)))
+                                 / np.maximum(np.abs(analytic) + np.abs(numeric), floor)))
     if not np.isfinite(rel_error):
         verdict.lines.append(f"  (the numerical gradient of your {forward} is not finite)")
         return verdict
-    degenerate = np.linalg.norm(numeric) < DEGENERATE_SHARE * np.linalg.norm(true)
+    degenerate = np.linalg.norm(numeric) < DEGENERATE_SHARE * true_size
     if rel_error <= GRADIENT_REL_TOL and not degenerate:
         return Verdict(True, [f"{name} differs from the true gradient but is the exact derivative "
                               f"of your {forward} (numerical check, rel error "
                               f"{fmt_number(rel_error)}): credited here, the mistake is in {forward}"])
-    if rel_error <= GRADIENT_REL_TOL:
-        verdict.lines.append(f"  {name} matches the numerical gradient of your {forward}, but your "
-                             f"{forward} hardly depends on this input (does it return zeros or a "
-                             f"constant?), so this cannot earn credit")
+    if degenerate:
+        if np.linalg.norm(analytic) < DEGENERATE_SHARE * true_size:
+            verdict.lines.append(f"  {name} matches the numerical gradient of your {forward}, but "
+                                 f"your {forward} hardly depends on this input (does it return "
+                                 f"zeros or a constant?), so this cannot earn credit")
+        else:
+            verdict.lines.append(f"  your {forward} hardly depends on this input here (its "
+                                 f"numerical gradient is nearly zero; does it return a constant?), "
+                                 f"so {name} cannot be checked against it: fix {forward} first")
     else:
         verdict.lines.append(f"  {name} also disagrees with the numerical gradient of your own "
                              f"{forward} (rel error {fmt_number(rel_error)}): the mistake is in "
@@ -297,9 +330,12 @@ class Tally:
             self.failures.append((case.label + (f" ({label})" if label else ""), call, lines))
 
     def failed_call(self, case, call, units, problem, label="", contract=True):
-        """A case whose call raised, hung or returned something unusable."""
-        self.case(case, call, [Verdict(False, [problem])] + [Verdict(False)] * (units - 1), label,
-                  contract)
+        """A case whose call raised, hung or returned something unusable; an
+        error with a known cause (Python 2 habits, removed numpy aliases,
+        missing packages) names it."""
+        hint = hint_for(problem, self.function)
+        self.case(case, call, [Verdict(False, [problem], [hint] if hint else [])]
+                  + [Verdict(False)] * (units - 1), label, contract)
 
     def outputs(self, case, arrays):
         """Record the dtype contract for the arrays the last case returned."""

@@ -157,15 +157,22 @@ def judge_backward(case, out, dx):
                                "usable output for this call"])
     out = out.astype(np.float64)
     kept = out != 0
-    if kept.all() or not kept.any():
-        return Verdict(False, ["dropout_backward cannot be checked: your dropout_forward "
-                               f"{'kept' if kept.any() else 'dropped'} every unit, so there is "
-                               "no mask to follow"])
+    own_derivative = ["dx differs from dout * mask / p but is the exact derivative of your "
+                      "dropout_forward: credited here, the mistake is in dropout_forward"]
+    if not kept.any():
+        return Verdict(False, ["dropout_backward cannot be checked: your dropout_forward dropped "
+                               "every unit, so there is no mask to follow"])
+    if kept.all():
+        # The forward kept every unit (a forward bug, charged there): the
+        # backward is right when it is the derivative of what that forward did.
+        if close(dx, dout * out / x):
+            return Verdict(True, own_derivative)
+        return Verdict(False, ["your dropout_forward kept every unit, and dx is not the derivative "
+                               "of what it computed (dout * out / x)"])
     if close(dx, dout * kept / p):
         return Verdict(True)
     if close(dx, dout * out / x):
-        return Verdict(True, ["dx differs from dout * mask / p but is the exact derivative of "
-                              "your dropout_forward: credited here, the mistake is in dropout_forward"])
+        return Verdict(True, own_derivative)
     for candidate, mistake in ((dout, MASK_IGNORED), (dout / p, MASK_IGNORED),
                                (dout * kept, BACKWARD_NOT_SCALED)):
         if close(dx, candidate):

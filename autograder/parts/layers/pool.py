@@ -19,6 +19,12 @@ MAX_BACKWARD_MISTAKES = {"dx": {
                            "gradients from different windows must add up (+=)",
     "all_ties": "when several positions tie for the maximum, each gets the gradient; exactly one "
                 "of them (any) must get it",
+    "argmax_assigned": "dx[max position] = dout keeps only the last window's gradient where "
+                       "overlapping windows share a maximum; add them up: dx[...] += dout[...]",
+    "argmax_without_stride": "the gradient goes to row i + a, column j + k; window (i, j) starts "
+                             "at row i*stride, column j*stride",
+    "argmax_without_offset": "the gradient goes to the maximum's position inside the window (a, k) "
+                             "without adding the window's start (i*stride, j*stride)",
 }}
 AVG_FORWARD_MISTAKES = {
     "not_divided": "the window is summed but not divided by pool_height * pool_width",

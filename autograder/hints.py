@@ -1,0 +1,99 @@
+"""Fixes for the errors real student code raises, named from the error text.
+
+Many layers.py files were written for Python 2 or an older numpy (the CS231n
+assignments of 2016-2018), or lean on packages the grader does not install.
+The exception they raise says what broke but not why, e.g. "'float' object
+cannot be interpreted as an integer" for an output size computed with `/`.
+hint_for(text) maps such a message to the likely mistake and its fix, or
+returns None. The text is the student's own error (type, message and their
+frames), so nothing here can reveal expected values.
+"""
+import re
+
+# numpy aliases removed in NumPy 1.24 (np.int, ...) and 2.0 (np.float_, ...): alias -> replacement
+REMOVED_NUMPY = {
+    "int": "int", "float": "float", "bool": "bool", "object": "object", "str": "str",
+    "long": "int", "unicode": "str", "complex": "complex",
+    "float_": "np.float64", "int_": None, "complex_": "np.complex128", "string_": "np.bytes_",
+    "unicode_": "np.str_", "NaN": "np.nan", "NAN": "np.nan", "Inf": "np.inf", "Infinity": "np.inf",
+    "infty": "np.inf", "PINF": "np.inf", "NINF": "-np.inf", "product": "np.prod",
+    "cumproduct": "np.cumprod", "alltrue": "np.all", "sometrue": "np.any", "asfarray": "np.asarray",
+    "round_": "np.round", "row_stack": "np.vstack", "trapz": "np.trapezoid", "in1d": "np.isin",
+    "mat": "np.asarray", "msort": "np.sort(a, axis=0)",
+}
+REMOVED_SUBMODULE = {"lib.pad": "np.pad", "lib.stride_tricks.as_strided": None}
+PYTHON2 = {
+    "xrange": "xrange is Python 2: use range",
+    "unicode": "unicode is Python 2: use str",
+    "long": "long is Python 2: use int",
+    "raw_input": "raw_input is Python 2: use input",
+    "reduce": "reduce is no longer a builtin: from functools import reduce (or use np.prod)",
+    "izip": "izip is Python 2: use zip",
+}
+FLOAT_SIZE = ("an output size computed with / is a float in Python 3: use // for sizes, e.g. "
+              "H_out = 1 + (H + 2 * pad - HH) // stride")
+SHAPE_SPECIFIC_MASK = ("the mask assumes 2-D input (np.random.rand(x.shape[0], x.shape[1]) or "
+                       "N, D = x.shape); dropout takes x of any shape: np.random.rand(*x.shape)")
+WINDOW_INDEX = ("an index falls outside the window or the image: unravel a window's argmax with "
+                "the window's own shape, np.unravel_index(k, (pool_height, pool_width)), then add "
+                "the window's start (i*stride, j*stride)")
+DICT_ITER = "dict.{0}() is Python 2: use dict.{1}()"
+
+
+def hint_for(text, function=None):
+    """The likely cause and fix of an error raised by student code (in
+    `function`, when known), or None."""
+    if not text:
+        return None
+    first = text.split("\n")[0]
+    if function and function.startswith("dropout"):
+        shapes = re.search(r"broadcast together with shapes \(([\d, ]*)\) \(([\d, ]*)\)", first)
+        if shapes or "too many values to unpack" in first or "not enough values to unpack" in first:
+            return SHAPE_SPECIFIC_MASK
+    if (function and function.startswith("max_pool")
+            and re.search(r"index -?\d+ is out of bounds for (array|axis)", first)):
+        return WINDOW_INDEX
+    match = re.search(r"module 'numpy(\.\w+)*' has no attribute '(\w+)'", first)
+    if match:
+        sub, name = (match.group(1) or "")[1:], match.group(2)
+        if sub:
+            full = f"{sub}.{name}"
+            if full in REMOVED_SUBMODULE or name == "pad":
+                return f"np.{full} is not part of numpy any more: use np.pad"
+            return f"np.{full} does not exist in this numpy ({_numpy_version()}); use the np.{name} of numpy's main namespace if there is one"
+        if name in REMOVED_NUMPY:
+            replacement = REMOVED_NUMPY[name]
+            removed_in = "1.24" if name in ("int", "float", "bool", "object", "str", "long",
+                                            "unicode", "complex") else "2.0"
+            fix = f"use {replacement}" if replacement else "use int or np.int64"
+            return f"np.{name} was removed in NumPy {removed_in}: {fix}"
+        return f"np.{name} does not exist in this numpy ({_numpy_version()})"
+    match = re.search(r"No module named '([\w.]+)'", first)
+    if match:
+        module = match.group(1)
+        return (f"'{module}' is not available to the grader (layers.py may use numpy and the "
+                f"standard library): write that part with numpy")
+    match = re.search(r"name '(\w+)' is not defined", first)
+    if match and match.group(1) in PYTHON2:
+        return PYTHON2[match.group(1)]
+    match = re.search(r"'dict' object has no attribute '(iteritems|itervalues|iterkeys|has_key)'",
+                      first)
+    if match:
+        old = match.group(1)
+        if old == "has_key":
+            return "dict.has_key() is Python 2: use `key in d`"
+        return DICT_ITER.format(old, old[4:])
+    if ("'float' object cannot be interpreted as an integer" in first
+            or "slice indices must be integers" in first
+            or "only integers, slices (`:`), ellipsis" in first
+            or "expected a sequence of integers or a single integer, got" in first
+            or "'float' object is not iterable" in first and "range" in text):
+        return FLOAT_SIZE
+    if "Missing parentheses in call to 'print'" in text:
+        return "print is a function in Python 3: print(...)"
+    return None
+
+
+def _numpy_version():
+    import numpy
+    return f"numpy {numpy.__version__}"

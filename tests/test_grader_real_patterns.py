@@ -1,0 +1,94 @@
+"""The mistakes real student code makes (tests/grader_corpus/real_patterns.py):
+each costs points on its own function only (or keeps them, for a backward
+that is right for its own forward) and its feedback names the mistake."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from autograder.hints import hint_for
+
+CORPUS = Path(__file__).parent / "grader_corpus"
+
+
+def load_corpus(name):
+    spec = importlib.util.spec_from_file_location(f"grader_corpus_{name}", CORPUS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+support = load_corpus("support")
+PATTERNS = load_corpus("real_patterns").PATTERNS
+# A constant batchnorm_forward also makes its spatial caller and the
+# backward that follows it wrong; a forward without eps costs its backward
+# nothing when the cache is right.
+ALSO = {"bn_constant_forward_backward_not_blamed": {"batchnorm_forward", "spatial_batchnorm_forward",
+                                                    "spatial_batchnorm_backward"},
+        "dropout_backward_follows_a_forward_that_keeps_all": {"dropout_forward"},
+        # a backward needs the cache of its forward: where that forward raised, it cannot run
+        "dropout_forward_2d_mask": {"dropout_backward"}}
+for name in ("conv_forward_true_division_sizes", "conv_forward_np_int", "conv_forward_np_lib_pad",
+             "conv_forward_scipy"):
+    ALSO[name] = {"conv_backward"}
+for name in ("max_pool_forward_argmax_rows_for_both", "max_pool_forward_xrange"):
+    ALSO[name] = {"max_pool_backward"}
+
+
+def lost_points(results):
+    return {function: scores for function, scores in support.score_by_function(results).items()
+            if scores[0] < scores[1]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern", PATTERNS, ids=[p.name for p in PATTERNS])
+def test_real_pattern_verdict_and_named_mistake(tmp_path, pattern):
+    folder = support.make_submission(tmp_path / pattern.name, pattern.code)
+    results = support.grade(folder)
+    lost = lost_points(results)
+    output = support.outputs_of(results, pattern.function)
+    if pattern.verdict == "fail":
+        assert pattern.function in lost, f"{pattern.name} was not detected"
+    else:
+        assert pattern.function not in lost, output
+    allowed = ({pattern.function} | support.CALLERS.get(pattern.function, set())
+               | ALSO.get(pattern.name, set()))
+    assert set(lost) <= allowed, f"{pattern.name} also cost {sorted(set(lost) - allowed)}"
+    assert pattern.message in output, output
+    if pattern.absent:
+        assert pattern.absent not in output, output
+
+
+def test_corpus_covers_the_issue_patterns():
+    names = {p.name for p in PATTERNS}
+    assert len(PATTERNS) >= 15
+    assert {"conv_backward_crop_minus_zero", "max_pool_backward_assigned", "bn_test_eps_outside_sqrt",
+            "conv_forward_true_division_sizes", "conv_forward_np_int", "conv_forward_np_lib_pad",
+            "conv_forward_scipy", "dropout_forward_2d_mask",
+            "dropout_backward_follows_a_forward_that_keeps_all"} <= names
+
+
+@pytest.mark.parametrize("error, fix", [
+    ("raised TypeError: 'float' object cannot be interpreted as an integer", "use // for sizes"),
+    ("raised TypeError: slice indices must be integers or None or have an __index__ method",
+     "use // for sizes"),
+    ("raised AttributeError: module 'numpy' has no attribute 'int'.\n`np.int` was a deprecated alias",
+     "np.int was removed in NumPy 1.24: use int"),
+    ("raised AttributeError: module 'numpy' has no attribute 'float'", "use float"),
+    ("raised AttributeError: module 'numpy' has no attribute 'float_'", "np.float64"),
+    ("raised AttributeError: module 'numpy.lib' has no attribute 'pad'", "use np.pad"),
+    ("raised ModuleNotFoundError: No module named 'scipy'", "'scipy' is not available"),
+    ("raised NameError: name 'xrange' is not defined", "use range"),
+    ("raised AttributeError: 'dict' object has no attribute 'iteritems'", "use dict.items()"),
+])
+def test_hints_name_the_fix_for_old_python_and_numpy(error, fix):
+    assert fix in hint_for(error)
+
+
+def test_hints_stay_quiet_on_other_errors():
+    assert hint_for("raised ValueError: operands could not be broadcast together with shapes "
+                    "(2,3) (3,2)", "conv_forward") is None
+    assert hint_for("raised NameError: name 'foo' is not defined") is None
+    assert "np.random.rand(*x.shape)" in hint_for(
+        "raised ValueError: operands could not be broadcast together with shapes (4,3,10,10) (4,3) ",
+        "dropout_forward")

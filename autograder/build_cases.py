@@ -490,7 +490,10 @@ def build_batchnorm(builder):
                               "running_mean": running_variants["running_mean"],
                               "running_var": running_variants["running_var"],
                               "dx": {"batch_statistics_constant": dout * gamma * inv_std},
-                              "dgamma": {"batch_mean": dgamma / x.shape[0]},
+                              "dgamma": {"batch_mean": dgamma / x.shape[0],
+                                         "eps_missing": np.sum(
+                                             dout * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0)),
+                                             axis=0)},
                               "dbeta": {"batch_mean": dbeta / x.shape[0]}})
 
     for spec in BN_SEQUENCE_CASES:
@@ -589,7 +592,11 @@ def build_spatial_batchnorm(builder):
                               "dx": {"reshape_without_transpose": scrambled_dx.reshape(x.shape),
                                      "dout_reshape_without_transpose": flat_dx.reshape(x.shape)},
                               "dgamma": {"reshape_without_transpose": scrambled_dgamma,
-                                         "dout_reshape_without_transpose": flat_dgamma}})
+                                         "dout_reshape_without_transpose": flat_dgamma,
+                                         "eps_missing": np.sum(
+                                             dout * (x - x.mean(axis=(0, 2, 3), keepdims=True))
+                                             / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True)),
+                                             axis=(0, 2, 3))}})
 
     for spec in SPATIAL_TEST_CASES:
         rng = rng_for("spatial_batchnorm", spec["name"])

@@ -37,6 +37,9 @@ SHAPE_SPECIFIC_MASK = ("the mask assumes 2-D input (np.random.rand(x.shape[0], x
 WINDOW_INDEX = ("an index falls outside the window or the image: unravel a window's argmax with "
                 "the window's own shape, np.unravel_index(k, (pool_height, pool_width)), then add "
                 "the window's start (i*stride, j*stride)")
+ARRAY_TO_SCALAR = ("int() or float() of an array is an error in NumPy 2, even of a 1-element one "
+                   "such as a np.where or np.argwhere result: take the element (rows[0]), or find a "
+                   "window's maximum with np.unravel_index(np.argmax(window), window.shape)")
 DICT_ITER = "dict.{0}() is Python 2: use dict.{1}()"
 
 
@@ -89,6 +92,10 @@ def hint_for(text, function=None):
             or "expected a sequence of integers or a single integer, got" in first
             or "'float' object is not iterable" in first and "range" in text):
         return FLOAT_SIZE
+    if ("only 0-dimensional arrays can be converted to Python scalars" in first
+            or "only length-1 arrays can be converted to Python scalars" in first
+            or "only size-1 arrays can be converted to Python scalars" in first):
+        return ARRAY_TO_SCALAR
     if "Missing parentheses in call to 'print'" in text:
         return "print is a function in Python 3: print(...)"
     return None

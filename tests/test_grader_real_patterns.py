@@ -80,6 +80,9 @@ def test_corpus_covers_the_issue_patterns():
     ("raised ModuleNotFoundError: No module named 'scipy'", "'scipy' is not available"),
     ("raised NameError: name 'xrange' is not defined", "use range"),
     ("raised AttributeError: 'dict' object has no attribute 'iteritems'", "use dict.items()"),
+    ("raised TypeError: only 0-dimensional arrays can be converted to Python scalars",
+     "take the element"),
+    ("raised TypeError: only length-1 arrays can be converted to Python scalars", "take the element"),
 ])
 def test_hints_name_the_fix_for_old_python_and_numpy(error, fix):
     assert fix in hint_for(error)

@@ -213,6 +213,67 @@ PATTERNS = [
             x, gamma = cache
             return dout * gamma / np.sqrt(x.var(axis=0) + 1e-5), np.zeros_like(gamma), dout.sum(axis=0)
     """, absent="the mistake is in the backward pass"),
+    Pattern("bn_backward_dgamma_without_eps", "batchnorm_backward", "fail",
+            "dgamma uses x_hat without eps", """
+        def batchnorm_backward(dout, cache):
+            x, mu, var, gamma, eps = cache
+            m = x.shape[0]
+            centred = x - mu
+            dbeta = dout.sum(axis=0)
+            dgamma = np.sum(dout * centred / np.sqrt(var), axis=0)
+            inv = 1.0 / np.sqrt(var + eps)
+            dxhat = dout * gamma
+            dx = inv / m * (m * dxhat - dxhat.sum(axis=0) - centred * inv ** 2 * np.sum(dxhat * centred, axis=0))
+            return dx, dgamma, dbeta
+
+        def batchnorm_forward(x, gamma, beta, bn_param):
+            mode = bn_param['mode']
+            eps = bn_param.get('eps', 1e-5)
+            momentum = bn_param.get('momentum', 0.9)
+            D = x.shape[1]
+            rm = bn_param.get('running_mean', np.zeros(D))
+            rv = bn_param.get('running_var', np.zeros(D))
+            cache = None
+            if mode == 'train':
+                mu, var = x.mean(axis=0), x.var(axis=0)
+                out = gamma * (x - mu) / np.sqrt(var + eps) + beta
+                bn_param['running_mean'] = momentum * rm + (1 - momentum) * mu
+                bn_param['running_var'] = momentum * rv + (1 - momentum) * var
+                cache = (x, mu, var, gamma, eps)
+            else:
+                out = gamma * (x - rm) / np.sqrt(rv + eps) + beta
+            return out, cache
+    """),
+    Pattern("conv_backward_dx_left_none", "conv_backward", "fail", "dx is None: it is never computed", """
+        def conv_backward(dout, cache):
+            x, w, b, conv_param = cache
+            dx = None
+            s, p = conv_param['stride'], conv_param['pad']
+            xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), 'constant')
+            F, C, HH, WW = w.shape
+            dw = np.zeros_like(w)
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    patch = xp[:, :, i * s:i * s + HH, j * s:j * s + WW]
+                    dw += np.tensordot(dout[:, :, i, j], patch, axes=(0, 0))
+            db = dout.sum(axis=(0, 2, 3))
+            return dx, dw, db
+    """),
+    Pattern("max_pool_backward_int_of_where", "max_pool_backward", "fail", "int() or float() of an array", """
+        def max_pool_backward(dout, cache):
+            x, pool_param = cache
+            ph, pw, s = pool_param['pool_height'], pool_param['pool_width'], pool_param['stride']
+            dx = np.zeros_like(x)
+            N, C, Ho, Wo = dout.shape
+            for n in range(N):
+                for c in range(C):
+                    for i in range(Ho):
+                        for j in range(Wo):
+                            win = x[n, c, i * s:i * s + ph, j * s:j * s + pw]
+                            r, q = np.where(win == win.max())
+                            dx[n, c, i * s + int(r), j * s + int(q)] += dout[n, c, i, j]
+            return dx
+    """),
     # -- dropout ------------------------------------------------------------------------
     Pattern("dropout_forward_2d_mask", "dropout_forward", "fail", "np.random.rand(*x.shape)", """
         def dropout_forward(x, dropout_param):

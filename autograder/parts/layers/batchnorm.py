@@ -51,6 +51,8 @@ BACKWARD_MISTAKES = {
            "reshape_without_transpose": OUTPUT_MISTAKES["reshape_without_transpose"],
            "dout_reshape_without_transpose": DOUT_RESHAPE},
     "dgamma": {"batch_mean": "dgamma is averaged over the batch; sum it",
+               "eps_missing": "dgamma uses x_hat without eps, (x - mean) / np.sqrt(var); use the "
+                              "forward pass's x_hat = (x - mean) / np.sqrt(var + eps)",
                "reshape_without_transpose": OUTPUT_MISTAKES["reshape_without_transpose"],
                "dout_reshape_without_transpose": DOUT_RESHAPE},
     "dbeta": {"batch_mean": "dbeta is averaged over the batch; sum it"},

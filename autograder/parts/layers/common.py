@@ -113,6 +113,8 @@ def judge_array(name, actual, expected, axes, case, variants=None, messages=None
     if matches(actual, expected):
         return Verdict(True)
     if not is_numeric_array(actual):
+        if actual is None and not found:
+            found.append(NONE_RETURNED.format(name=name))
         return Verdict(False, [f"{name}: expected an array of shape {fmt_shape(expected.shape)}, "
                                f"got {describe_returned(actual)}"], found)
     if actual.shape != expected.shape:
@@ -132,6 +134,8 @@ def judge_array(name, actual, expected, axes, case, variants=None, messages=None
     return Verdict(False, lines, found)
 
 
+NONE_RETURNED = ("{name} is None: it is never computed (the `{name} = None` placeholder is "
+                 "returned as it is) or the function does not return it")
 EXTRA_AXES = ("the values are right but {name} has extra axes of length 1 (keepdims=True, or a "
               "(1, D) array): return shape {shape}, e.g. with .reshape({reshape}) or without keepdims")
 EMPTY_PAD_SLICE = ("dx has no rows or columns left: dx_pad[:, :, pad:-pad, pad:-pad] is empty when "

@@ -34,13 +34,23 @@ FLOAT_SIZE = ("an output size computed with / is a float in Python 3: use // for
               "H_out = 1 + (H + 2 * pad - HH) // stride")
 SHAPE_SPECIFIC_MASK = ("the mask assumes 2-D input (np.random.rand(x.shape[0], x.shape[1]) or "
                        "N, D = x.shape); dropout takes x of any shape: np.random.rand(*x.shape)")
-WINDOW_INDEX = ("an index falls outside the window or the image: unravel a window's argmax with "
-                "the window's own shape, np.unravel_index(k, (pool_height, pool_width)), then add "
-                "the window's start (i*stride, j*stride)")
+WINDOW_INDEX = ("an index falls outside the window or the image: check how positions inside a "
+                "window are computed; e.g. a window's argmax is unravelled with the window's own "
+                "shape, np.unravel_index(k, (pool_height, pool_width)), plus the window's start "
+                "(i*stride, j*stride)")
 ARRAY_TO_SCALAR = ("int() or float() of an array is an error in NumPy 2, even of a 1-element one "
                    "such as a np.where or np.argwhere result: take the element (rows[0]), or find a "
                    "window's maximum with np.unravel_index(np.argmax(window), window.shape)")
 DICT_ITER = "dict.{0}() is Python 2: use dict.{1}()"
+
+
+def _failing_line(text):
+    """The source line of the innermost frame of a "your code" traceback in
+    text (StepResult.error_text), or ''."""
+    if "Traceback (your code" not in text:
+        return ""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def hint_for(text, function=None):
@@ -51,7 +61,10 @@ def hint_for(text, function=None):
     first = text.split("\n")[0]
     if function and function.startswith("dropout"):
         shapes = re.search(r"broadcast together with shapes \(([\d, ]*)\) \(([\d, ]*)\)", first)
-        if shapes or "too many values to unpack" in first or "not enough values to unpack" in first:
+        unpacks = "too many values to unpack" in first or "not enough values to unpack" in first
+        # An unpacking error is the 2-D habit only where the failing line takes
+        # x's shape apart or builds the mask (not, e.g., unpacking the cache).
+        if shapes or (unpacks and re.search(r"\.shape|rand", _failing_line(text))):
             return SHAPE_SPECIFIC_MASK
     if (function and function.startswith("max_pool")
             and re.search(r"index -?\d+ is out of bounds for (array|axis)", first)):

@@ -165,7 +165,7 @@ def test_hang_exit_crash_raise_and_garbage_cost_only_their_own_functions(tmp_pat
             assert score == max_score, function
 
 
-def test_a_forward_that_raises_costs_its_backward_only_the_cases_it_cannot_run(tmp_path):
+def test_a_forward_that_raises_is_charged_once_and_its_backward_not_for_the_cases_it_cannot_run(tmp_path):
     # b broadcast along the width axis: crashes unless W_out == F (hidden case h5).
     folder = support.make_submission(tmp_path / "bias", """
         _reference_conv_forward = conv_forward
@@ -174,13 +174,29 @@ def test_a_forward_that_raises_costs_its_backward_only_the_cases_it_cannot_run(t
             return out + b, cache
     """)
     results = support.grade(folder)
-    assert set(lost_points(results)) == {"conv_forward", "conv_backward"}
+    assert set(lost_points(results)) == {"conv_forward"}
     assert "broadcast along the width axis" in support.outputs_of(results, "conv_forward")
     backward = next(t for t in results["tests"] if t["tags"] == ["conv_backward"])
     cases = load_cases().group("conv")
     runnable = [c for c in cases if broadcasts(c.expected["out"].shape, c.inputs["b"].shape)]
-    assert backward["output"].startswith(f"{len(runnable)}/{len(cases)} cases correct")
+    assert len(runnable) < len(cases)
+    assert backward["score"] == backward["max_score"]
+    assert backward["output"].startswith(
+        f"{len(runnable)}/{len(runnable)} cases correct ({len(cases) - len(runnable)} more not "
+        f"checked: its forward failed first)")
     assert "conv_backward not run: conv_forward failed first" in backward["output"]
+
+
+def test_a_backward_whose_forward_always_raises_is_not_checked_and_scores_nothing(tmp_path):
+    folder = support.make_submission(tmp_path / "raises", """
+        def conv_forward(x, w, b, conv_param):
+            raise RuntimeError("not done yet")
+    """)
+    results = support.grade(folder)
+    backward = next(t for t in results["tests"] if t["tags"] == ["conv_backward"])
+    assert backward["score"] == 0
+    assert backward["output"].startswith("not checked: conv_backward not run: conv_forward failed "
+                                         "first (raised RuntimeError: not done yet)")
 
 
 def test_feedback_says_where_values_differ_and_never_shows_hidden_expected_values(tmp_path):

@@ -95,3 +95,27 @@ def test_hints_stay_quiet_on_other_errors():
     assert "np.random.rand(*x.shape)" in hint_for(
         "raised ValueError: operands could not be broadcast together with shapes (4,3,10,10) (4,3) ",
         "dropout_forward")
+
+
+def test_an_unpacking_error_in_dropout_names_the_2d_mask_only_where_the_line_takes_shapes_apart():
+    def raised(line):
+        return ("raised ValueError: too many values to unpack (expected 2)\n"
+                "  Traceback (your code, most recent call last):\n"
+                f"    layers.py, line 12, in dropout_backward\n        {line}")
+    assert "np.random.rand(*x.shape)" in hint_for(raised("N, D = x.shape"), "dropout_backward")
+    # Unpacking the cache wrongly is another mistake: no hint rather than a wrong one.
+    assert hint_for(raised("dropout_param, mask = cache[0]"), "dropout_backward") is None
+
+
+def test_a_mistake_that_explains_few_failing_cases_is_listed_but_not_the_headline():
+    from types import SimpleNamespace
+
+    from autograder.parts.layers.common import Tally, Verdict
+    tally = Tally("batchnorm_backward", public_only=False)
+    cases = [SimpleNamespace(label=f"h{i}") for i in range(4)]
+    tally.case(cases[0], "call", [Verdict(False, ["dgamma has shape (1, 5)"], ["an extra axis"])])
+    for case in cases[1:]:
+        tally.case(case, "call", [Verdict(False, ["dx: 20 of 20 values wrong"])])
+    result = tally.result(contract=False)
+    assert result.summary == "0/4 cases correct; dgamma has shape (1, 5)"
+    assert "Likely mistake (your output matches it in 1 case): an extra axis" in result.details

@@ -224,11 +224,16 @@ def judge_gradient(name, actual, expected, axes, case, numeric, directions, forw
 
 
 def forward_failed(forward, backward, result):
-    """Why a backward could not run: its forward, which makes the cache, failed."""
+    """(why a backward could not run because its forward, which makes the
+    cache, failed; whether to charge the backward for it). A forward that
+    failed on this case is charged for it already (a forward bug is charged
+    once), so the backward is not; a missing file, an import error or the
+    budget leave nothing to check, and cost both."""
     if result.error and result.error.get("kind") in ("missing_file", "import_error", "not_run"):
-        return result.error_text()
+        return result.error_text(), True
     first_line = result.error_text().split("\n")[0]
-    return f"{backward} not run: {forward} failed first ({first_line}) and {backward} needs its cache"
+    return (f"{backward} not run: {forward} failed first ({first_line}) and {backward} needs "
+            f"its cache"), False
 
 
 def plan_numeric(numeric_job, forward, call, gradients, directions):
@@ -301,6 +306,7 @@ class Tally:
         self.failures = []              # (case label, call, lines)
         self.notes = []                 # remarks on passed cases (e.g. credit via the own forward)
         self.mistakes = Counter()       # recognised mistake message -> cases
+        self.skipped = []               # (case label, call, why): not checked, not charged
         self.case_correct = []          # per case: every unit passed
         self.contract_cases = 0         # cases the dtype and unchanged-inputs units are about
         self.dtype_ok = []              # per such case that ran: correct and float64
@@ -341,6 +347,11 @@ class Tally:
         self.case(case, call, [Verdict(False, [problem], [hint] if hint else [])]
                   + [Verdict(False)] * (units - 1), label, contract)
 
+    def skip(self, case, call, why):
+        """A case this function could not be checked on through no fault of
+        its own (its forward failed first): neither scored nor charged."""
+        self.skipped.append((case.label, call, why))
+
     def outputs(self, case, arrays):
         """Record the dtype contract for the arrays the last case returned."""
         wrong = [f"{name} is {value.dtype}" for name, value in arrays.items()
@@ -365,14 +376,21 @@ class Tally:
                            summary=self._summary(contract), details=self._details(contract))
 
     def _summary(self, contract):
+        if not self.cases and self.skipped:
+            return f"not checked: {self.skipped[0][2]}, in every case".split("\n")[0]
         text = f"{self.correct_cases}/{self.cases} cases correct"
+        if self.skipped:
+            text += f" ({len(self.skipped)} more not checked: its forward failed first)"
         if contract and self.dtype_problems:
             text += "; outputs not float64"
         if contract and self.input_problems:
             text += "; inputs modified"
-        if self.mistakes:
-            text += f"; likely mistake: {self.mistakes.most_common(1)[0][0]}"
+        mistake, count = self.mistakes.most_common(1)[0] if self.mistakes else (None, 0)
+        if mistake and 2 * count >= len(self.failures):
+            text += f"; likely mistake: {mistake}"
         elif self.failures:
+            # A mistake that explains only a few failing cases is no headline (the
+            # details still list it with its count): the first problem is.
             first_problem = next((line for _, _, lines in self.failures for line in lines), "")
             text += f"; {first_problem.strip()}"
         return text.split("\n")[0]
@@ -396,6 +414,9 @@ class Tally:
         if contract and self.input_problems:
             lines.append(f"{self.function} modified its inputs in place (work on copies): "
                          + "; ".join(self.input_problems[:3]))
+        if self.skipped:
+            lines.append(f"Not checked, and not charged here ({len(self.skipped)} cases: the forward "
+                         f"is charged for them): {self.skipped[0][2]}")
         lines.extend(self.notes[:3])
         return lines
 
@@ -471,8 +492,9 @@ def plan_backward(job, forward, backward, calls, gradients, messages, judge_spec
         if not forward_result.ok:
             return None, forward_failed(forward, backward, forward_result)
         if not result.ok:
-            return None, result.error_text()
-        return unpack(result.value, names, backward)
+            return None, (result.error_text(), True)
+        returned, problem = unpack(result.value, names, backward)
+        return returned, (problem, True) if problem else None
 
     def numerical_derivatives(outcome, returned_by_case):
         """Central differences of the student's forward, only for the cases
@@ -511,7 +533,11 @@ def plan_backward(job, forward, backward, calls, gradients, messages, judge_spec
             text = (f"{call.text(forward)}, then {backward}"
                     f"(dout {fmt_shape(case.inputs['dout'].shape)}, cache)")
             if case.name in problems:
-                tally.failed_call(case, text, len(gradients), problems[case.name])
+                problem, charge = problems[case.name]
+                if charge:
+                    tally.failed_call(case, text, len(gradients), problem)
+                else:
+                    tally.skip(case, text, problem)
                 continue
             returned = returned_by_case[case.name]
             if judge_special is not None and judge_special.applies(case):

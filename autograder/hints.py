@@ -42,6 +42,9 @@ ARRAY_TO_SCALAR = ("int() or float() of an array is an error in NumPy 2, even of
                    "such as a np.where or np.argwhere result: take the element (rows[0]), or find a "
                    "window's maximum with np.unravel_index(np.argmax(window), window.shape)")
 DICT_ITER = "dict.{0}() is Python 2: use dict.{1}()"
+ASSERT_DIVISIBLE = ("the code asserts that the sizes divide evenly, but they need not: the output "
+                    "size is floored, H_out = 1 + (H + 2 * pad - HH) // stride, and the rows and "
+                    "columns left over are not covered")
 
 
 def _failing_line(text):
@@ -69,6 +72,8 @@ def hint_for(text, function=None):
     if (function and function.startswith("max_pool")
             and re.search(r"index -?\d+ is out of bounds for (array|axis)", first)):
         return WINDOW_INDEX
+    if first.startswith("raised AssertionError") and re.match(r"assert\b.*%", _failing_line(text)):
+        return ASSERT_DIVISIBLE
     match = re.search(r"module 'numpy(\.\w+)*' has no attribute '(\w+)'", first)
     if match:
         sub, name = (match.group(1) or "")[1:], match.group(2)

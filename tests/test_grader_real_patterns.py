@@ -119,3 +119,10 @@ def test_a_mistake_that_explains_few_failing_cases_is_listed_but_not_the_headlin
     result = tally.result(contract=False)
     assert result.summary == "0/4 cases correct; dgamma has shape (1, 5)"
     assert "Likely mistake (your output matches it in 1 case): an extra axis" in result.details
+
+
+def test_an_assertion_that_sizes_divide_evenly_is_named():
+    text = ("raised AssertionError\n  Traceback (your code, most recent call last):\n"
+            "    layers.py, line 40, in conv_forward\n        assert (H + 2 * pad - HH) % stride == 0")
+    assert "need not" in hint_for(text, "conv_forward")
+    assert hint_for(text.replace("% stride == 0", "> 0"), "conv_forward") is None

@@ -232,8 +232,10 @@ def forward_failed(forward, backward, result):
     if result.error and result.error.get("kind") in ("missing_file", "import_error", "not_run"):
         return result.error_text(), True
     first_line = result.error_text().split("\n")[0]
-    return (f"{backward} not run: {forward} failed first ({first_line}) and {backward} needs "
-            f"its cache"), False
+    hint = hint_for(result.error_text(), forward)
+    cause = f"; likely mistake in {forward}: {hint}" if hint else ""
+    return (f"{backward} not run: {forward} failed first ({first_line}{cause}) and {backward} "
+            f"needs its cache"), False
 
 
 def plan_numeric(numeric_job, forward, call, gradients, directions):

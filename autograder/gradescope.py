@@ -32,7 +32,7 @@ TEMPLATES_DIR = GRADER_DIR / "gradescope"
 DEFAULT_ZIP = REPO / "dist" / "autograder.zip"
 ROOT_SCRIPTS = ("setup.sh", "run_autograder")
 # TA-only parts of autograder/ (relative paths) that Gradescope never needs.
-EXCLUDED = ("bench.py", "box.py", "build_cases.py", "calibrate.py", "handout.py", "handout_checks.py",
+EXCLUDED = ("at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py", "handout.py", "handout_checks.py",
             "markers.py", "gradescope.py", "gradescope", "regrade.py", "provided")
 JUNK_NAMES = ("__pycache__", ".ipynb_checkpoints")
 JUNK_SUFFIXES = (".pyc", ".tmp")

@@ -1,10 +1,11 @@
-"""autograder/bench.py's at-limits submission and autograder/box.py's cgroup box."""
+"""autograder/at_limits.py's submission at the limits of the rules, autograder/bench.py's
+reading of results and autograder/box.py's cgroup box."""
 import os
 import sys
 
 import pytest
 
-from autograder import bench, box
+from autograder import at_limits, bench, box
 from autograder.parts.cnn.settings import load_settings
 from autograder.rubric import RUBRIC_PATH
 
@@ -12,16 +13,16 @@ KEYS = ("parameters", "multiply_adds", "activations")
 
 
 @pytest.fixture(scope="module")
-def at_limits(tmp_path_factory):
+def limits_submission(tmp_path_factory):
     settings = load_settings(RUBRIC_PATH)
     folder = tmp_path_factory.mktemp("at_limits")
-    return settings, folder, bench.write_at_limits_submission(folder, settings)
+    return settings, folder, at_limits.write_at_limits_submission(folder, settings)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,prefix,closest", [("ConvNet", "convnet", 0.95), ("FCNet", "fcnet", 0.9)])
-def test_at_limits_models_sit_just_under_every_limit(at_limits, name, prefix, closest):
-    settings, _, measured = at_limits
+def test_at_limits_models_sit_just_under_every_limit(limits_submission, name, prefix, closest):
+    settings, _, measured = limits_submission
     for key in KEYS:
         limit = settings[f"{prefix}_max_{key}"]
         assert measured[name][key] <= limit, (name, key)
@@ -32,10 +33,10 @@ def test_at_limits_models_sit_just_under_every_limit(at_limits, name, prefix, cl
 
 
 @pytest.mark.slow
-def test_at_limits_submission_obeys_the_architecture_rules(at_limits):
+def test_at_limits_submission_obeys_the_architecture_rules(limits_submission):
     import torch
 
-    settings, folder, _ = at_limits
+    settings, folder, _ = limits_submission
     assert sorted(path.name for path in folder.iterdir()) == ["convnet.pt", "fcnet.pt", "layers.py", "models.py"]
     namespace = {}
     exec(compile((folder / "models.py").read_text(), "models.py", "exec"), namespace)

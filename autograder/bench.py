@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from autograder.at_limits import write_at_limits_submission
+from autograder.speed import best_time
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SECONDS = 0.02
@@ -92,13 +93,6 @@ CONV_SHAPES = [
 CONV_REPEATS = 3
 
 
-def best_time(function, repeats=CONV_REPEATS):
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def conv_comparison():
@@ -128,7 +122,7 @@ def conv_comparison():
             out.backward(torch.ones_like(out))
 
         text = f"x {x_shape} w {w_shape} stride {param['stride']} pad {param['pad']}"
-        rows.append((text, best_time(numpy_pass), best_time(torch_pass)))
+        rows.append((text, best_time(numpy_pass, CONV_REPEATS), best_time(torch_pass, CONV_REPEATS)))
     return rows
 
 

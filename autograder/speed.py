@@ -37,14 +37,19 @@ def _workload():
     return out
 
 
-def workload_seconds(repeats=REPEATS):
-    """Fastest wall time of the workload over `repeats` runs."""
+def best_time(function, repeats):
+    """Fastest wall time of function() over `repeats` runs."""
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        _workload()
+        function()
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def workload_seconds(repeats=REPEATS):
+    """Fastest wall time of the workload over `repeats` runs."""
+    return best_time(_workload, repeats)
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,6 +8,7 @@ these files (a handout, a student submission) must load them by path under
 names of their own, never as ``layers``/``data``/``models``/``train``.
 """
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,18 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO_ROOT / "solutions" / "cnn"
+
+
+CORPUS_DIR = Path(__file__).resolve().parent / "grader_corpus"
+
+
+def load_corpus(name):
+    """tests/grader_corpus/<name>.py (student-style submissions and their
+    helpers) as a module of its own, ``grader_corpus_<name>``."""
+    spec = importlib.util.spec_from_file_location(f"grader_corpus_{name}", CORPUS_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def import_reference(name):

@@ -2,24 +2,13 @@
 stubs earn nothing, correct alternatives earn full marks, each plausible bug
 costs points on its own function only and is named, misbehaving functions
 cost only their own points, hidden expected values are never shown."""
-import importlib.util
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from autograder.cases import load_cases
-
-CORPUS = Path(__file__).parent / "grader_corpus"
-
-
-def load_corpus(name):
-    spec = importlib.util.spec_from_file_location(f"grader_corpus_{name}", CORPUS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from conftest import load_corpus
 
 support = load_corpus("support")
 BUGS = load_corpus("bugs").BUGS

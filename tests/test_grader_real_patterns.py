@@ -1,22 +1,11 @@
 """The mistakes real student code makes (tests/grader_corpus/real_patterns.py):
 each costs points on its own function only (or keeps them, for a backward
 that is right for its own forward) and its feedback names the mistake."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from autograder.hints import hint_for
-
-CORPUS = Path(__file__).parent / "grader_corpus"
-
-
-def load_corpus(name):
-    spec = importlib.util.spec_from_file_location(f"grader_corpus_{name}", CORPUS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from conftest import load_corpus
 
 support = load_corpus("support")
 PATTERNS = load_corpus("real_patterns").PATTERNS

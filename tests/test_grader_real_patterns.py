@@ -15,6 +15,7 @@ PATTERNS = load_corpus("real_patterns").PATTERNS
 ALSO = {"bn_constant_forward_backward_not_blamed": {"batchnorm_forward", "spatial_batchnorm_forward",
                                                     "spatial_batchnorm_backward"},
         "dropout_backward_follows_a_forward_that_keeps_all": {"dropout_forward"},
+        "bn_no_eps_backward_of_its_own_forward": {"batchnorm_forward", "spatial_batchnorm_forward"},
         # a backward needs the cache of its forward: where that forward raised, it cannot run
         "dropout_forward_2d_mask": {"dropout_backward"}}
 for name in ("conv_forward_true_division_sizes", "conv_forward_np_int", "conv_forward_np_lib_pad",
@@ -115,3 +116,37 @@ def test_an_assertion_that_sizes_divide_evenly_is_named():
             "    layers.py, line 40, in conv_forward\n        assert (H + 2 * pad - HH) % stride == 0")
     assert "need not" in hint_for(text, "conv_forward")
     assert hint_for(text.replace("% stride == 0", "> 0"), "conv_forward") is None
+
+
+def test_a_function_that_times_out_only_on_large_inputs_is_called_slow_not_stuck():
+    """Real code (a loop over every pair of input and output pixels) finishes
+    the small cases and runs out of time on the large ones."""
+    from types import SimpleNamespace
+
+    from autograder.parts.layers.common import TOO_SLOW, Tally, Verdict
+
+    tally = Tally("conv_backward", public_only=False)
+    small, large = SimpleNamespace(label="public case p1"), SimpleNamespace(label="hidden case h10")
+    tally.case(small, "conv_backward(small)", [Verdict(True)] * 3)
+    tally.failed_call(large, "conv_backward(large)", 3,
+                      "timed out: conv_backward did not finish within 10 s (an infinite loop?)")
+    result = tally.result(contract=False)
+    assert "likely mistake: too slow for the larger inputs" in result.summary
+    assert any(TOO_SLOW in line for line in result.details)
+    stuck = Tally("conv_backward", public_only=False)
+    stuck.failed_call(small, "conv_backward(small)", 3, "timed out: conv_backward did not finish within 10 s")
+    assert "too slow" not in stuck.result(contract=False).summary, "nothing finished: it may be stuck"
+
+
+def test_constant_forward_credit_needs_credit_elsewhere():
+    """A backward matching a forward that is constant on one case is credited
+    there only if it earns credit on another case (a zeros stub earns nothing)."""
+    from autograder.parts.layers.common import Verdict, credit_where_forward_is_constant
+
+    flagged = Verdict(False, ["constant"], matches_constant_forward=True)
+    alone = {"h1": [flagged]}
+    credit_where_forward_is_constant(alone, "batchnorm_forward")
+    assert not alone["h1"][0].ok
+    proven = {"p1": [Verdict(True)], "h1": [flagged]}
+    credit_where_forward_is_constant(proven, "batchnorm_forward")
+    assert proven["h1"][0].ok and "constant on this input" in proven["h1"][0].lines[0]

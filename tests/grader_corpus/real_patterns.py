@@ -304,4 +304,43 @@ PATTERNS = [
             dropout_param, mask = cache
             return dout * mask if dropout_param['mode'] == 'train' else dout.copy()
     """),
+    # A forward without eps, and the backward of exactly that forward, derived
+    # step by step: on two samples per feature the forward is constant (every
+    # value becomes +-1), so its derivative is ~0; the backward returns that
+    # and is credited: the forward alone is charged for eps.
+    Pattern("bn_no_eps_backward_of_its_own_forward", "batchnorm_backward", "pass", "credited here", """
+        def batchnorm_forward(x, gamma, beta, bn_param):
+            mode = bn_param['mode']
+            momentum = bn_param.get('momentum', 0.9)
+            running_mean = bn_param.get('running_mean', np.zeros(x.shape[1]))
+            running_var = bn_param.get('running_var', np.zeros(x.shape[1]))
+            cache = None
+            if mode == 'train':
+                mu = x.mean(axis=0)
+                centered = x - mu
+                var = (centered ** 2).mean(axis=0)
+                std = np.sqrt(var)
+                xhat = centered / std
+                out = gamma * xhat + beta
+                running_mean = momentum * running_mean + (1 - momentum) * mu
+                running_var = momentum * running_var + (1 - momentum) * var
+                cache = (centered, std, xhat, gamma)
+            else:
+                out = gamma * (x - running_mean) / np.sqrt(running_var) + beta
+            bn_param['running_mean'] = running_mean
+            bn_param['running_var'] = running_var
+            return out, cache
+
+        def batchnorm_backward(dout, cache):
+            centered, std, xhat, gamma = cache
+            n = dout.shape[0]
+            dbeta = dout.sum(axis=0)
+            dgamma = (dout * xhat).sum(axis=0)
+            dxhat = dout * gamma
+            dstd = -(dxhat * centered).sum(axis=0) / std ** 2
+            dvar = dstd / (2 * std)
+            dcentered = dxhat / std + dvar * 2 * centered / n
+            dx = dcentered - dcentered.mean(axis=0)
+            return dx, dgamma, dbeta
+    """),
 ]

@@ -21,6 +21,11 @@ from autograder.sandbox import Job, JobOutcome, Opaque, StepResult, Unsupported
 
 FILE = "layers.py"
 MAX_FAILING_CASES_SHOWN = 3
+# Named when a function finished some cases but timed out on others: slow, not stuck.
+TOO_SLOW = ("too slow for the larger inputs (it finished the smaller ones, so this is no "
+            "infinite loop): each output value should cost one window's work; loops over every "
+            "pair of input and output positions, or numpy calls on whole arrays inside the "
+            "innermost loop, grow far faster than the input")
 GRADIENT_REL_TOL = 1e-5      # CS231n relative error between analytic and numerical derivatives
 DEGENERATE_SHARE = 0.1       # a forward whose derivatives are this much smaller than the true ones
 DIRECTIONS = 3               # random directions per differentiated input
@@ -103,6 +108,10 @@ class Verdict:
     ok: bool
     lines: list = field(default_factory=list)
     mistakes: list = field(default_factory=list)   # messages of recognised mistakes
+    # A gradient that equals the derivative of the student's forward where that
+    # forward is constant on this case (e.g. batch norm without eps on 2 samples):
+    # credited only if the function earns credit on a case where it is not.
+    matches_constant_forward: bool = False
 
 
 def judge_array(name, actual, expected, axes, case, variants=None, messages=None):
@@ -208,6 +217,8 @@ def judge_gradient(name, actual, expected, axes, case, numeric, directions, forw
                               f"of your {forward} (numerical check, rel error "
                               f"{fmt_number(rel_error)}): credited here, the mistake is in {forward}"])
     if degenerate:
+        if np.max(np.abs(analytic - numeric)) <= floor:
+            verdict.matches_constant_forward = True
         if np.linalg.norm(analytic) < DEGENERATE_SHARE * true_size:
             verdict.lines.append(f"  {name} matches the numerical gradient of your {forward}, but "
                                  f"your {forward} hardly depends on this input (does it return "
@@ -221,6 +232,24 @@ def judge_gradient(name, actual, expected, axes, case, numeric, directions, forw
                              f"{forward} (rel error {fmt_number(rel_error)}): the mistake is in "
                              f"the backward pass")
     return verdict
+
+
+def credit_where_forward_is_constant(verdicts_by_case, forward):
+    """A gradient that matches the student's forward where that forward is
+    constant (its derivative is ~0 on this case, e.g. batch norm without eps
+    on two samples) is credited when the backward earns credit on some other
+    case: the forward's mistake is charged to the forward, once. A forward
+    that is constant everywhere (a stub returning zeros) earns nothing."""
+    proven = any(all(v.ok for v in verdicts) for verdicts in verdicts_by_case.values())
+    if not proven:
+        return
+    for verdicts in verdicts_by_case.values():
+        for k, verdict in enumerate(verdicts):
+            if verdict.matches_constant_forward:
+                verdicts[k] = Verdict(True, [f"your {forward} is constant on this input (its "
+                                             f"derivative is ~0) and the gradient returned is "
+                                             f"that derivative: credited here, the mistake is "
+                                             f"in {forward}"])
 
 
 def forward_failed(forward, backward, result):
@@ -310,6 +339,7 @@ class Tally:
         self.mistakes = Counter()       # recognised mistake message -> cases
         self.skipped = []               # (case label, call, why): not checked, not charged
         self.case_correct = []          # per case: every unit passed
+        self.timeouts = 0               # cases whose call ran out of time
         self.contract_cases = 0         # cases the dtype and unchanged-inputs units are about
         self.dtype_ok = []              # per such case that ran: correct and float64
         self.dtype_problems = []
@@ -346,6 +376,8 @@ class Tally:
         error with a known cause (Python 2 habits, removed numpy aliases,
         missing packages) names it."""
         hint = hint_for(problem, self.function)
+        if problem.startswith("timed out"):
+            self.timeouts += 1
         self.case(case, call, [Verdict(False, [problem], [hint] if hint else [])]
                   + [Verdict(False)] * (units - 1), label, contract)
 
@@ -369,6 +401,8 @@ class Tally:
             self.input_problems.append(f"{case.label}: {', '.join(changed)}")
 
     def result(self, contract=True):
+        if self.timeouts and self.correct_cases and TOO_SLOW not in self.mistakes:
+            self.mistakes[TOO_SLOW] += self.timeouts
         units, passed = self.units, self.passed
         if contract:
             units += 2
@@ -530,6 +564,22 @@ def plan_backward(job, forward, backward, calls, gradients, messages, judge_spec
             else:
                 returned_by_case[call.case.name] = returned
         numeric_by_case = numerical_derivatives(outcome, returned_by_case)
+        verdicts_by_case = {}
+        for call in calls:
+            case = call.case
+            if case.name not in returned_by_case:
+                continue
+            returned = returned_by_case[case.name]
+            if judge_special is not None and judge_special.applies(case):
+                verdicts_by_case[case.name] = judge_special(case, returned)
+                continue
+            numeric, directions = numeric_by_case.get(case.name, ([None] * len(gradients),
+                                                                  [None] * len(gradients)))
+            verdicts_by_case[case.name] = [
+                judge_gradient(name, returned[name], case.expected[name], axes, case, numeric[k],
+                               directions[k], forward, case.variants.get(name), messages.get(name))
+                for k, (name, _, axes) in enumerate(gradients)]
+        credit_where_forward_is_constant(verdicts_by_case, forward)
         for call, (_, backward_step) in zip(calls, steps):
             case = call.case
             text = (f"{call.text(forward)}, then {backward}"
@@ -542,16 +592,7 @@ def plan_backward(job, forward, backward, calls, gradients, messages, judge_spec
                     tally.skip(case, text, problem)
                 continue
             returned = returned_by_case[case.name]
-            if judge_special is not None and judge_special.applies(case):
-                verdicts = judge_special(case, returned)
-            else:
-                numeric, directions = numeric_by_case.get(case.name, ([None] * len(gradients),
-                                                                      [None] * len(gradients)))
-                verdicts = [judge_gradient(name, returned[name], case.expected[name], axes, case,
-                                           numeric[k], directions[k], forward,
-                                           case.variants.get(name), messages.get(name))
-                            for k, (name, _, axes) in enumerate(gradients)]
-            tally.case(case, text, verdicts)
+            tally.case(case, text, verdicts_by_case[case.name])
             tally.outputs(case, returned)
             result = outcome.results[backward_step]
             tally.inputs(case, unchanged_inputs(result.args, {0: ("dout", case.inputs["dout"])}))

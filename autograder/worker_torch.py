@@ -332,9 +332,9 @@ def train_curve(class_name, x_train, y_train, x_val, config, seed):
     model = build_model(class_name, seed)
     logits = []
 
-    def record_logits(model, images, labels=None, batch_size=EVAL_BATCH, bf16=False):
+    def record_logits(model, images, labels=None, batch_size=EVAL_BATCH, bf16=False, amp_dtype=None):
         # Smaller batches than evaluate()'s default of 500 keep the worker within its memory budget.
-        out = np.asarray(train.predict(model, images, batch_size=EVAL_BATCH, bf16=bf16))
+        out = np.asarray(train.predict(model, images, batch_size=EVAL_BATCH, bf16=bf16, amp_dtype=amp_dtype))
         if out.shape != (len(images), 10):
             raise StudentError(f"{class_name} returned logits of shape {out.shape} for the "
                                f"{len(images)} held-out images; expected ({len(images)}, 10)")

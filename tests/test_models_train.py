@@ -210,3 +210,88 @@ def test_diverging_run_stops_and_records_the_step(tmp_path):
     assert not math.isfinite(losses[-1]) and all(math.isfinite(loss) for loss in losses[:-1])
     written = read_strict_json(log)
     assert written["diverged_at_step"] == step and written["train_loss"][-1] is None
+
+
+# ----------------------------------------------------------------------------
+# Devices and precision (this machine has no GPU: the CUDA and MPS choices are
+# exercised up to where a device would be needed, and the float16 path with
+# its gradient scaler on the CPU)
+# ----------------------------------------------------------------------------
+
+def test_auto_device_is_the_cpu_here_and_a_missing_gpu_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert train_module.pick_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="no CUDA GPU.*Colab"):
+        train_module.pick_device("cuda")
+    with pytest.raises(ValueError, match="no Apple GPU"):
+        train_module.pick_device("mps")
+    with pytest.raises(ValueError, match="one of auto, cpu, cuda, mps"):
+        train_module.pick_device("gpu")
+
+
+def test_auto_device_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert train_module.pick_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train_module.pick_device("auto").type == "mps"
+
+
+def test_precision_per_device(monkeypatch):
+    autocast = train_module.autocast_dtype
+    assert autocast("cuda", "auto") == torch.float16
+    assert autocast("cuda", "bf16") == torch.bfloat16
+    assert autocast("mps", "auto") is None
+    assert autocast("cpu", "fp32") is None and autocast("cuda", "fp32") is None
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    assert autocast("cpu", "auto") == torch.bfloat16
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    assert autocast("cpu", "auto") is None
+    with pytest.raises(ValueError, match="for GPUs"):
+        autocast("cpu", "fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        autocast("cpu", "half")
+
+
+def test_float16_training_path_scales_the_loss_and_saves_a_float32_cpu_state_dict(tmp_path, monkeypatch):
+    """The CUDA recipe (float16 autocast + GradScaler), run on the CPU."""
+    scalers = []
+    real_scaler = torch.amp.GradScaler
+
+    def recording_scaler(device, enabled=True):
+        scaler = real_scaler(device, enabled=enabled)
+        scalers.append(scaler)
+        return scaler
+
+    monkeypatch.setattr(train_module, "autocast_dtype", lambda device, precision: torch.float16)
+    monkeypatch.setattr(torch.amp, "GradScaler", recording_scaler)
+    torch.manual_seed(0)
+    model = models.ConvNet()
+    checkpoint = tmp_path / "convnet.pt"
+    history = train_module.train(model, band_data(train_count=32, val_count=16),
+                                 TrainConfig(max_steps=3, batch_size=16, device="cpu"),
+                                 checkpoint_path=str(checkpoint), progress=False)
+    assert history["precision"] == "fp16" and history["device"] == "cpu"
+    assert scalers and scalers[0].is_enabled()
+    assert all(math.isfinite(loss) for loss in history["train_loss"])
+    state = torch.load(checkpoint, weights_only=True)
+    assert all(v.device.type == "cpu" for v in state.values())
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
+    assert next(model.parameters()).device.type == "cpu", "train() must hand the model back on the CPU"
+
+
+def test_train_py_help_offers_the_devices_and_presets(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--device {auto,cpu,cuda,mps}" in text and "convnet-cpu" in text
+
+
+def test_train_py_asking_for_a_missing_gpu_exits_with_a_message(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["convnet-cpu", "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert "train.py: device 'cuda' asked for, but torch sees no CUDA GPU" in capsys.readouterr().err

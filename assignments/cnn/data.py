@@ -6,7 +6,7 @@ holding ``data_batch_1`` .. ``data_batch_5``, ``test_batch`` and
 
 1. the path you pass (``data_dir=...``, or ``--data-dir`` on a command line);
 2. the ``CIFAR10_DIR`` environment variable;
-3. ``data/`` next to this file (where ``python data.py`` / ``make data`` put it).
+3. ``data/`` next to this file (where ``python data.py`` puts it).
 
 Each of these may name the ``cifar-10-batches-py`` folder itself or its parent.
 
@@ -16,7 +16,6 @@ are turned into normalized float32 one batch at a time by ``normalize``.
 import hashlib
 import os
 import pickle
-import sys
 import tarfile
 import urllib.request
 
@@ -61,7 +60,7 @@ def find_cifar10(data_dir=None):
         "CIFAR-10 not found. Looked for a folder holding data_batch_1..5 and test_batch in:\n  "
         + "\n  ".join(looked)
         + "\nSet CIFAR10_DIR (or pass --data-dir) to the folder that holds "
-        f"'{FOLDER}', or download it with `make data` / `python data.py`.")
+        f"'{FOLDER}', or download it with `python data.py`.")
 
 
 def load_batch(path):
@@ -75,15 +74,15 @@ def load_batch(path):
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file missing; expected {expected}. "
-                           "Re-download with `make data`.") from None
+                           "Re-download with `python data.py`.") from None
     except Exception as exc:  # any unpickling or key error means a broken file
         raise DatasetError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); "
-                           f"expected {expected}. Re-download with `make data`.") from None
+                           f"expected {expected}. Re-download with `python data.py`.") from None
     if (data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072
             or labels.shape != (data.shape[0],) or labels.min(initial=0) < 0
             or labels.max(initial=0) > 9):
         raise DatasetError(f"{path}: found data {data.dtype} {data.shape} and labels "
-                           f"{labels.shape}; expected {expected}. Re-download with `make data`.")
+                           f"{labels.shape}; expected {expected}. Re-download with `python data.py`.")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -106,11 +105,12 @@ def load_cifar10(data_dir=None, train=True, test=True):
 
 
 def normalize(images):
-    """uint8 images (N, 3, 32, 32), numpy or torch, -> normalized float32 torch tensor."""
+    """uint8 images (N, 3, 32, 32), numpy or torch, -> normalized float32 torch tensor
+    (on the device of the input)."""
     import torch
     x = torch.as_tensor(images).float().div_(255.0)
-    mean = torch.tensor(MEAN, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(STD, dtype=torch.float32).view(1, 3, 1, 1)
+    mean = torch.tensor(MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     return x.sub_(mean).div_(std)
 
 
@@ -144,7 +144,7 @@ def download_cifar10(dest=DEFAULT_DIR, url=URL, md5=ARCHIVE_MD5):
     actual = _md5(archive)
     if actual != md5:
         raise DatasetError(f"{archive}: MD5 {actual} does not match the official {md5}; "
-                           "the download is corrupt. Delete the file and run `make data` again.")
+                           "the download is corrupt. Delete the file and run `python data.py` again.")
     with tarfile.open(archive, "r:gz") as tar:
         # Only regular files under FOLDER/ are extracted; the "data" filter adds
         # its own checks where Python has it (3.10.12+, 3.11.4+).
@@ -155,6 +155,26 @@ def download_cifar10(dest=DEFAULT_DIR, url=URL, md5=ARCHIVE_MD5):
     return folder
 
 
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(
+        description=f"Download the official CIFAR-10 (python version, 170 MB), check its MD5 and "
+                    f"unpack it into DEST/{FOLDER}; prints that folder. Does nothing if it is there.")
+    parser.add_argument("dest", nargs="?", default=DEFAULT_DIR,
+                        help=f"where to put it (default: {DEFAULT_DIR}, where the notebooks, "
+                             "train.py and the local grader look)")
+    args = parser.parse_args(argv)
+    try:
+        print(download_cifar10(args.dest))
+    except DatasetError as exc:
+        parser.exit(1, f"data.py: {exc}\n")
+    except OSError as exc:    # no network, a proxy, a refused connection, a full disk
+        reason = getattr(exc, "reason", None) or exc
+        parser.exit(1, f"data.py: could not download {URL}: {reason}.\nCheck the internet "
+                       f"connection and run `python data.py` again (a partial download is "
+                       f"restarted), or download the archive by hand and set CIFAR10_DIR to the "
+                       f"folder holding {FOLDER}.\n")
+
+
 if __name__ == "__main__":
-    target = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_DIR
-    print(download_cifar10(target))
+    main()

@@ -8,13 +8,19 @@ From a notebook:
     data = split_validation(load_cifar10())
     history = train(ConvNet(), data, TrainConfig(epochs=2), checkpoint_path="convnet.pt")
 
-From a shell (the presets in PRESETS are what trained the reference models):
+From a shell (the presets in PRESETS; `python train.py --help` lists them):
 
-    python train.py convnet --out convnet.pt --log convnet_curve.json
+    python train.py convnet-cpu               # ConvNet, sized for a laptop CPU
+    python train.py convnet --device cuda     # the reference settings, on a GPU
     python train.py fcnet --epochs 5 --data-dir ~/data
 
-The grader runs this same loop, with a fixed seed, subset and step budget,
-to compare the learning curves of your FCNet and ConvNet.
+Devices: TrainConfig.device 'auto' takes a CUDA GPU, then Apple's MPS, then
+the CPU. Each gets what fits it: float16 mixed precision on CUDA, bfloat16 on
+CPUs that compute it natively, float32 elsewhere. The model comes back on the
+CPU and the checkpoint is always a CPU state_dict, which the grader loads as is.
+
+The grader runs this same loop on its CPU, with a fixed seed, subset and step
+budget, to compare the learning curves of your FCNet and ConvNet.
 """
 import argparse
 import json
@@ -27,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from data import load_cifar10, normalize
+from data import DatasetError, load_cifar10, normalize
 
 
 @dataclass(frozen=True)
@@ -43,29 +49,67 @@ class TrainConfig:
     augment: bool = True          # random crop (4-pixel padding) and horizontal flip
     seed: int = 0
     eval_every: int = 0           # steps between held-out evaluations; 0 = once per epoch
-    precision: str = "auto"       # 'fp32', 'bf16', or 'auto': bf16 where the CPU has it natively
+    precision: str = "auto"       # 'auto' (see module docstring), 'fp32', 'bf16' or 'fp16' (CUDA)
+    device: str = "auto"          # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda' or 'mps'
 
 
-# Settings that trained the reference checkpoints (`make reference`).
+# Settings that trained the reference checkpoints (`make reference`), and
+# `convnet-cpu`: fewer epochs in float32, for a CPU without native bf16 (the
+# README has each preset's measured time and accuracy).
 PRESETS = {
     "convnet": TrainConfig(epochs=16, lr=0.4, weight_decay=5e-4, label_smoothing=0.1, augment=True),
+    "convnet-cpu": TrainConfig(epochs=6, lr=0.4, weight_decay=5e-4, label_smoothing=0.1, augment=True,
+                               precision="fp32"),
     "fcnet": TrainConfig(epochs=20, lr=0.05, weight_decay=1e-3, label_smoothing=0.0, augment=True),
 }
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def pick_device(name="auto"):
+    """torch.device for 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda' or 'mps';
+    a device that is asked for but missing is an error saying so."""
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    elif name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU (on Colab: Runtime > "
+                         "Change runtime type > GPU; elsewhere a CUDA build of torch is needed)")
+    elif name == "mps" and not has_mps:
+        raise ValueError("device 'mps' asked for, but torch sees no Apple GPU (needs an Apple "
+                         "silicon Mac and macOS 12.3 or newer)")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(device, precision="auto"):
+    """The dtype a forward pass autocasts to on device (None: plain float32).
+    'auto' is float16 on CUDA, bfloat16 on CPUs that compute it natively
+    (AVX512-BF16 or AMX, several times faster there), float32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    kind = torch.device(device).type
+    if precision == "auto":
+        precision = {"cuda": "fp16", "cpu": "bf16" if cpu_has_native_bf16() else "fp32"}.get(kind, "fp32")
+    if precision == "fp16" and kind == "cpu":
+        raise ValueError("precision 'fp16' is for GPUs; on the CPU use 'bf16' or 'fp32'")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def use_bf16(precision):
-    """Whether to train in bfloat16 autocast: 'auto' picks it where the CPU
-    computes bf16 natively (AVX512-BF16 or AMX), where it is several times faster."""
-    if precision == "auto":
-        try:
-            with open("/proc/cpuinfo") as fh:
-                flags = fh.read()
-        except OSError:
-            return False
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    if precision not in ("bf16", "fp32"):
-        raise ValueError(f"TrainConfig.precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
-    return precision == "bf16"
+    """Whether the CPU autocasts to bfloat16 under this precision setting."""
+    return autocast_dtype("cpu", precision) == torch.bfloat16
 
 
 def split_validation(data, size=5000):
@@ -96,21 +140,30 @@ def _batches(n, batch_size):
         yield slice(start, min(start + batch_size, n))
 
 
+def _model_device(model):
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 @torch.no_grad()
-def predict(model, images, batch_size=500, bf16=False):
-    """Logits (N, 10) float32 numpy of model on uint8 images (N, 3, 32, 32)."""
+def predict(model, images, batch_size=500, bf16=False, amp_dtype=None):
+    """Logits (N, 10) float32 numpy of model on uint8 images (N, 3, 32, 32), on
+    the device the model is on. amp_dtype: autocast dtype (bf16=True: bfloat16)."""
     model.eval()
+    device = _model_device(model)
+    amp_dtype = amp_dtype or (torch.bfloat16 if bf16 else None)
+    memory_format = torch.contiguous_format if device.type == "mps" else torch.channels_last
     outputs = []
     for s in _batches(len(images), batch_size):
-        x = normalize(images[s]).contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            outputs.append(model(x).float())
+        x = normalize(torch.as_tensor(images[s]).to(device)).contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            outputs.append(model(x).float().cpu())
     return torch.cat(outputs).numpy()
 
 
-def evaluate(model, images, labels, batch_size=500, bf16=False):
+def evaluate(model, images, labels, batch_size=500, bf16=False, amp_dtype=None):
     """(mean cross-entropy loss, accuracy) of model on uint8 images and int labels."""
-    logits = torch.from_numpy(predict(model, images, batch_size, bf16))
+    logits = torch.from_numpy(predict(model, images, batch_size, bf16, amp_dtype))
     labels = torch.as_tensor(labels, dtype=torch.int64)
     loss = F.cross_entropy(logits, labels).item()
     accuracy = (logits.argmax(1) == labels).double().mean().item()
@@ -119,21 +172,27 @@ def evaluate(model, images, labels, batch_size=500, bf16=False):
 
 def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None, progress=True):
     """Train model in place on data['x_train'], data['y_train'] (uint8 images,
-    int labels), evaluating on data['x_val'], data['y_val'] when present.
+    int labels), evaluating on data['x_val'], data['y_val'] when present, on
+    config.device (the model comes back on the CPU).
 
     Returns the history, also written as JSON to log_path:
       'train_loss': training loss of every step,
       'val': [{'step', 'epoch', 'loss', 'accuracy'}, ...] held-out evaluations,
-      plus 'config', 'parameters' and 'seconds', and 'diverged_at_step' when
-      the loss stopped being finite (training stops there; the JSON file
-      writes the non-finite values as null).
-    Saves model.state_dict() to checkpoint_path at the end.
+      plus 'config', 'device', 'precision', 'parameters' and 'seconds', and
+      'diverged_at_step' when the loss stopped being finite (training stops
+      there; the JSON file writes the non-finite values as null).
+    Saves the model's state_dict (CPU tensors) to checkpoint_path at the end.
     """
     from tqdm.auto import tqdm
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    bf16 = use_bf16(config.precision)
+    device = pick_device(config.device)
+    amp_dtype = autocast_dtype(device, config.precision)
+    # float16 gradients can underflow: scale the loss (a no-op for other dtypes).
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    # Channels-last suits CPUs and CUDA's tensor cores; MPS runs contiguous.
+    memory_format = torch.contiguous_format if device.type == "mps" else torch.channels_last
     x_train = torch.as_tensor(data["x_train"])
     y_train = torch.as_tensor(data["y_train"], dtype=torch.int64)
     has_val = "x_val" in data
@@ -142,7 +201,7 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
     total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch))
     eval_every = config.eval_every or steps_per_epoch
 
-    model.to(memory_format=torch.channels_last)
+    model.to(device=device, memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay)
     warmup_steps = max(1, round(config.warmup * total_steps))
@@ -150,7 +209,8 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
         step / warmup_steps if step < warmup_steps
         else max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))))
 
-    history = {"config": asdict(config), "precision": "bf16" if bf16 else "fp32",
+    history = {"config": asdict(config), "device": device.type,
+               "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
                "parameters": sum(p.numel() for p in model.parameters()),
                "train_loss": [], "val": []}
     start = time.time()
@@ -166,13 +226,14 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
             images = x_train[idx]
             if config.augment:
                 images = augment_batch(images, generator)
-            x = normalize(images).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(model(x).float(), y_train[idx],
+            x = normalize(images.to(device)).contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss = F.cross_entropy(model(x).float(), y_train[idx].to(device),
                                        label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             step += 1
             loss_value = loss.item()
@@ -183,7 +244,7 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
             if has_val and (step % eval_every == 0 or step == total_steps):
-                val_loss, val_acc = evaluate(model, data["x_val"], data["y_val"], bf16=bf16)
+                val_loss, val_acc = evaluate(model, data["x_val"], data["y_val"], amp_dtype=amp_dtype)
                 history["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 3),
                                        "loss": val_loss, "accuracy": val_acc})
                 if progress:
@@ -191,7 +252,7 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
                               f"held-out loss {val_loss:.3f}  accuracy {val_acc:.3f}")
     bar.close()
     history["seconds"] = round(time.time() - start, 1)
-    model.to(memory_format=torch.contiguous_format)
+    model.to(device="cpu", memory_format=torch.contiguous_format)
     if checkpoint_path:
         torch.save(model.state_dict(), checkpoint_path)
     if log_path:
@@ -253,29 +314,47 @@ def write_json(path, obj):
 
 def main(argv=None):
     import models
-    parser = argparse.ArgumentParser(description="Train FCNet or ConvNet on CIFAR-10.")
+    parser = argparse.ArgumentParser(description="Train FCNet or ConvNet on CIFAR-10 with a preset "
+                                                 "(convnet: the reference settings; convnet-cpu: "
+                                                 "fewer epochs in float32, for a CPU; fcnet).")
     parser.add_argument("model", choices=sorted(PRESETS))
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="where to train (default: auto = cuda, then mps, then cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="override the preset's precision (auto: fp16 on CUDA, bf16 on CPUs "
+                             "that have it natively, else fp32)")
     parser.add_argument("--data-dir", help="folder with cifar-10-batches-py (default: $CIFAR10_DIR, then ./data)")
     parser.add_argument("--epochs", type=float, help="override the preset's number of epochs")
     parser.add_argument("--seed", type=int, help="override the preset's seed")
-    parser.add_argument("--out", help="checkpoint to write (default: MODEL.pt)")
-    parser.add_argument("--log", help="JSON history to write (default: MODEL_curve.json)")
+    parser.add_argument("--out", help="checkpoint to write (default: convnet.pt or fcnet.pt)")
+    parser.add_argument("--log", help="JSON history to write (default: convnet_curve.json or fcnet_curve.json)")
     parser.add_argument("--val-size", type=int, default=5000, help="training images held out for curves")
     args = parser.parse_args(argv)
 
-    config = PRESETS[args.model]
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    config = replace(PRESETS[args.model], device=args.device)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
+                                   ("precision", args.precision)) if v is not None}
     config = replace(config, **overrides)
-    data = split_validation(load_cifar10(args.data_dir), args.val_size)
+    try:
+        pick_device(config.device)
+        autocast_dtype(pick_device(config.device), config.precision)
+        data = split_validation(load_cifar10(args.data_dir), args.val_size)
+    except (ValueError, DatasetError) as exc:
+        parser.exit(2, f"train.py: {exc}\n")
+    cpu_start = time.process_time()
     torch.manual_seed(config.seed)
-    model = {"convnet": models.ConvNet, "fcnet": models.FCNet}[args.model]()
-    out = args.out or f"{args.model}.pt"
-    log = args.log or f"{args.model}_curve.json"
+    name = "fcnet" if args.model == "fcnet" else "convnet"
+    model = {"convnet": models.ConvNet, "fcnet": models.FCNet}[name]()
+    out = args.out or f"{name}.pt"
+    log = args.log or f"{name}_curve.json"
     history = train(model, data, config, checkpoint_path=out)
     _, history["test_accuracy"] = evaluate(model, data["x_test"], data["y_test"])
+    history["preset"] = args.model
+    history["cpu_seconds"] = round(time.process_time() - cpu_start, 1)
     write_json(log, history)
-    print(f"{args.model}: test accuracy {history['test_accuracy']:.4f}, "
-          f"{history['parameters']:,} parameters, {history['seconds']:.0f} s of training; "
+    print(f"{args.model} on {history['device']} ({history['precision']}): test accuracy "
+          f"{history['test_accuracy']:.4f}, {history['parameters']:,} parameters, "
+          f"{history['seconds']:.0f} s of training, {history['cpu_seconds']:.0f} CPU-s in all; "
           f"wrote {out} and {log}")
 
 

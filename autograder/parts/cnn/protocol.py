@@ -33,7 +33,8 @@ CURVE_PROTOCOL = {
     "subset_seed": 12345,
     "config": {"max_steps": 150, "batch_size": 16, "lr": 0.05, "warmup": 0.1,
                "label_smoothing": 0.0, "augment": False, "precision": "fp32",
-               "eval_every": 50, "weight_decay": 5e-4},
+               "eval_every": 50, "weight_decay": 5e-4,
+               "device": "cpu"},         # the same everywhere, even where a GPU is at hand
 }
 GRADING_SEED = 0                 # torch.manual_seed before building each model, and the config's seed
 SMOOTHING_WINDOW = 20            # steps averaged into one "smoothed training loss" value
@@ -53,7 +54,7 @@ STARTUP_SECONDS = {"inspect": 60, "load": 60, "predict": 60, "train": 90}
 
 
 class DataUnavailable(Exception):
-    """CIFAR-10 cannot be used; the message names CIFAR10_DIR, --data-dir and make data."""
+    """CIFAR-10 cannot be used; the message names CIFAR10_DIR, --data-dir and data.py."""
 
 
 def _data_module_and_folder(data_dir):
@@ -68,7 +69,8 @@ def _data_module_and_folder(data_dir):
         raise DataUnavailable(
             f"CIFAR-10 not found in {data_dir} (given by --data-dir or CIFAR10_DIR): no "
             f"{data.TEST_FILE} there or in its {data.FOLDER} subfolder. Point --data-dir or "
-            f"CIFAR10_DIR at the folder holding {data.FOLDER}, or download it with `make data`.")
+            f"CIFAR10_DIR at the folder holding {data.FOLDER}, or download it with `python data.py` "
+            f"in the cnn folder.")
     try:
         return data, data.find_cifar10(None)
     except data.DatasetError as exc:
@@ -117,7 +119,7 @@ def load_curve_subset(data_dir, protocol=CURVE_PROTOCOL):
         raise DataUnavailable(str(exc)) from None
     if start != protocol["training_images"]:
         raise DataUnavailable(f"{folder}: the training batches hold {start} images, expected "
-                              f"{protocol['training_images']}; re-download CIFAR-10 with `make data`")
+                              f"{protocol['training_images']}; re-download CIFAR-10 with `python data.py`")
     split = protocol["train_size"]
     return {"x_train": images[:split], "y_train": labels[:split],
             "x_val": images[split:], "y_val": labels[split:]}

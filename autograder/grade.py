@@ -18,7 +18,9 @@ import traceback
 from pathlib import Path
 
 from autograder import speed
+from autograder.answers import answers_test, uploaded_notebooks
 from autograder.cases import CASES_DIR
+from autograder.imports import import_warnings
 from autograder.parts import PARTS, GradingContext, load_part
 from autograder.results import format_failures, format_table, make_results, make_test, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
@@ -42,7 +44,8 @@ def add_arguments(parser):
     parser.add_argument("--results", default="results.json",
                         help="where to write Gradescope's results.json (default: ./results.json)")
     parser.add_argument("--data-dir", default=None,
-                        help="CIFAR-10 folder for the CNN part (default: $CIFAR10_DIR)")
+                        help="CIFAR-10 folder for the CNN part (default: $CIFAR10_DIR, then data/ next "
+                             "to the submission's files, where the handout's data.py puts it)")
     parser.add_argument("--part", choices=["layers", "cnn", "all"], default="all",
                         help="grade only one part (default: all)")
     parser.add_argument("--cases-dir", default=str(CASES_DIR),
@@ -67,6 +70,21 @@ def add_arguments(parser):
                         help="interpreter of the worker processes (default: this one)")
 
 
+
+def find_data_dir(given, submission):
+    """Where the CNN part reads CIFAR-10: --data-dir, then $CIFAR10_DIR, then
+    data/ next to the submission's files (where the handout's `python data.py`
+    puts it), then the provided data.py's own default: the order of data.py's
+    find_cifar10, from the submission's side. Gradescope always passes --data-dir."""
+    if given or os.environ.get("CIFAR10_DIR"):
+        return given or os.environ["CIFAR10_DIR"]
+    for name in ("layers.py", "models.py"):
+        if name in submission.files:
+            candidate = Path(submission.files[name]).parent / "data"
+            if (candidate / "cifar-10-batches-py" / "test_batch").is_file():
+                return str(candidate)
+    return None
+
 class BudgetExceeded(Exception):
     """The watchdog fired: the grade overran its time budget."""
 
@@ -86,6 +104,7 @@ class Grading:
         self.notes = []
         self.submission = None
         self.leaderboard = []
+        self.extra_data = {}
         self.failed = False
         self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
 
@@ -105,7 +124,8 @@ class Grading:
     def results(self):
         return make_results(sorted(self.tests, key=lambda t: [int(n) for n in t["number"].split(".")]),
                             output="\n".join(self.notes), leaderboard=self.leaderboard,
-                            execution_time=time.monotonic() - self.started)
+                            execution_time=time.monotonic() - self.started,
+                            extra_data=self.extra_data)
 
     def save(self):
         try:
@@ -158,9 +178,13 @@ class Grading:
             entries = load_rubric(args.rubric)
             submission = self.submission = find_submission(args.submission_dir)
             self.notes.extend(submission.summary_lines())
+            self.notes.extend(import_warnings(submission))
+            if args.part != "layers" and uploaded_notebooks(submission):
+                answers, self.extra_data["written_answers"] = answers_test(submission)
+                self.tests.append(answers)
             deadline = self.started + args.time_budget
             user = None if args.worker_user == "none" else args.worker_user
-            data_dir = args.data_dir or os.environ.get("CIFAR10_DIR")
+            data_dir = find_data_dir(args.data_dir, submission)
             # Where workers get a mount namespace, these are hidden from them
             # too (the grader's own tree always is): test labels, hidden cases
             # kept elsewhere, the results.

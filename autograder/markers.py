@@ -287,6 +287,7 @@ def _without_ipython_syntax(text):
 # ----------------------------------------------------------------------------
 
 SOLUTION_TAG = "solution"                 # tag of a markdown cell holding a model answer
+ANSWER_TAG = "answer"                     # its handout version: where the student answers
 ANSWER_PLACEHOLDER = "*Your answer here.*"
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 KEPT_CELL_METADATA = ("tags", "editable", "deletable")
@@ -298,7 +299,8 @@ def stub_notebook(text, file, name):
 
     Code cells go through stub_source and lose outputs and execution counts;
     markdown and raw cells must hold no marker, and those tagged 'solution' get
-    ANSWER_PLACEHOLDER as text; metadata is cut down to the KEPT_* keys.
+    ANSWER_PLACEHOLDER as text and the tag 'answer' (autograder/answers.py
+    collects them from uploaded notebooks); metadata is cut down to the KEPT_* keys.
     """
     import nbformat
 
@@ -345,7 +347,7 @@ def stub_notebook(text, file, name):
                                 if not is_trivial(line.strip())]
                 cell.source = ANSWER_PLACEHOLDER
                 cell.pop("attachments", None)
-                tags.remove(SOLUTION_TAG)
+                tags[tags.index(SOLUTION_TAG)] = ANSWER_TAG
             else:
                 out.public += [line.strip() for line in source.splitlines()]
         metadata = {key: value for key, value in cell.metadata.items() if key in KEPT_CELL_METADATA}

@@ -132,7 +132,8 @@ class Submission:
                          f"notebooks. It grades layers.py and models.py (the files the notebooks "
                          f"import, where you wrote your code) and the checkpoints convnet.pt and "
                          f"fcnet.pt that the training notebook saves: upload those four files "
-                         f"(notebooks may be uploaded too; they are ignored).")
+                         f"(notebooks may be uploaded too: they are not run, only their written "
+                         f"answers are collected for the course staff).")
         if self.archives and missing:
             lines.append(f"- Archives found ({', '.join(_show(p) for p in self.archives[:4])}): the "
                          f"grader does not open archives inside the upload. Upload the four files "

@@ -43,8 +43,8 @@ data: $(STAMP)
 	cd solutions/cnn && ../../$(PY) data.py
 
 reference: $(STAMP)
-	cd solutions/cnn && ../../$(PY) train.py convnet --out convnet.pt --log convnet_curve.json
-	cd solutions/cnn && ../../$(PY) train.py fcnet --out fcnet.pt --log fcnet_curve.json
+	cd solutions/cnn && ../../$(PY) train.py convnet-cpu --device cpu --out convnet.pt --log convnet_curve.json
+	cd solutions/cnn && ../../$(PY) train.py fcnet --device cpu --out fcnet.pt --log fcnet_curve.json
 
 grade: $(STAMP)
 	$(PY) -m autograder grade solutions/cnn

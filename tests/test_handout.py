@@ -697,3 +697,27 @@ def test_unzipped_handout_grades_itself_in_public_mode(real_handout, tmp_path):
     assert stub_scores and all(score == 0 for score, _ in stub_scores.values())
     shutil.copyfile(REPO / "solutions" / "cnn" / "layers.py", folder / "cnn" / "layers.py")
     assert all(score == max_score for score, max_score in grade().values())
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_unzipped_handout_with_data_where_data_py_puts_it_grades_the_reference_fully(
+        real_handout, tmp_path, cifar10_dir):
+    """The student README, literally: unzip the handout, CIFAR-10 in cnn/data/
+    (where `python data.py` puts it; linked here instead of downloaded), no
+    CIFAR10_DIR, the reference files in cnn/, `python -m autograder grade .`:
+    every test at full marks, both parts."""
+    zipfile.ZipFile(io.BytesIO(handout.zip_bytes(real_handout))).extractall(tmp_path)
+    folder = tmp_path / handout.ZIP_FOLDER
+    (folder / "cnn" / "data").mkdir()
+    os.symlink(cifar10_dir, folder / "cnn" / "data" / "cifar-10-batches-py")
+    for name in ("layers.py", "models.py", "convnet.pt", "fcnet.pt"):
+        shutil.copyfile(REPO / "solutions" / "cnn" / name, folder / "cnn" / name)
+    env = {key: value for key, value in os.environ.items() if key != "CIFAR10_DIR"}
+    results = tmp_path / "results.json"
+    done = subprocess.run([*AS_A_STUDENT, "grade", ".", "--results", str(results)], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    tests = json.loads(results.read_text())["tests"]
+    assert {t["number"][0] for t in tests} >= {"1", "5", "6", "7"}, "both parts graded"
+    assert [t["name"] for t in tests if t["score"] < t["max_score"]] == [], done.stdout

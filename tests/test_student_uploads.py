@@ -7,7 +7,6 @@ import os
 import shutil
 
 import nbformat
-import pytest
 
 from autograder import answers, grade, imports
 from autograder.markers import ANSWER_PLACEHOLDER, ANSWER_TAG

@@ -70,13 +70,14 @@ class ConvNet(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             return layers + [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
+        # Sized for a CPU: 43 M multiply-adds per image, so that `convnet-cpu`
+        # reaches the top accuracy tier in about 20 minutes on two cores.
         self.features = nn.Sequential(
-            *conv_bn(3, 32),                    # 32x32
-            *conv_bn(32, 64, pool=True),        # 16x16
-            *conv_bn(64, 64),
-            *conv_bn(64, 128, pool=True),       # 8x8
-            *conv_bn(128, 128),
-            *conv_bn(128, 192, pool=True),      # 4x4
+            *conv_bn(3, 24),                    # 32x32
+            *conv_bn(24, 48, pool=True),        # 16x16
+            *conv_bn(48, 96, pool=True),        # 8x8
+            *conv_bn(96, 96),
+            *conv_bn(96, 192, pool=True),       # 4x4
             *conv_bn(192, 192),
         )
         self.classifier = nn.Sequential(

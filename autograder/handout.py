@@ -43,7 +43,8 @@ KEPT_ON_REBUILD = (f"{ASSIGNMENT}/data",)
 
 # autograder/ -> the zip: everything except these TA-only parts (paths relative to autograder/).
 GRADER_EXCLUDED = ("cases/hidden", "at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py", "gradescope",
-                   "gradescope.py", "handout.py", "handout_checks.py", "markers.py", "regrade.py")
+                   "gradescope.py", "handout.py", "handout_checks.py", "markers.py", "promises.py",
+                   "regrade.py")
 # Never copied from anywhere, never compared (names of files or folders).
 JUNK = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
 
@@ -274,6 +275,7 @@ def render_rubric(path):
                 f"'part' (one of {', '.join(RUBRIC_PARTS)}) and 'points' (a number); "
                 f"found {test!r}")
         rows[test["part"]].append(test)
+    names = _rendered_names(path, tests, where)
     out = []
     for part, title in RUBRIC_PARTS.items():
         if not rows[part]:
@@ -283,12 +285,24 @@ def render_rubric(path):
                 "| # | Check | Functions | Points |\n", "|---|---|---|---:|\n"]
         for test in rows[part]:
             functions = ", ".join(f"`{tag}`" for tag in test.get("tags") or [])
-            name = test["name"].replace("|", "\\|")
+            name = names[id(test)].replace("|", "\\|")
             out.append(f"| {test['number']} | {name} | {functions} | {_points(test['points'])} |\n")
         out.append("\n")
     grand_total = sum(test["points"] for test in tests)
     out.append(f"**Total: {_points(grand_total)} points**\n")
     return "".join(out)
+
+
+def _rendered_names(path, tests, where):
+    """{id(test): its name with the rubric's thresholds filled in} (autograder/rubric.py render_name)."""
+    from autograder.rubric import RubricError, load_settings_of, render_name
+
+    try:
+        settings = load_settings_of(path)
+        return {id(test): render_name(test["name"], settings, f"{where}: test {test['number']}")
+                for test in tests}
+    except RubricError as exc:
+        raise HandoutError(str(exc)) from None
 
 
 def _points(value):

@@ -110,13 +110,56 @@ def run(args):
     try:
         if args.check:
             return _run_check(args)
+        stale = _stale_cases()
+        if stale:
+            raise HandoutError(f"the handout ships the public cases, and {stale[0]} "
+                               f"(`make handout` runs it for you)")
         handout = build(args.solutions, args.assignments, args.zip)
     except HandoutError as exc:
         print(f"handout: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {_display(args.assignments)}/ ({len(handout.files)} files) and "
           f"{_display(args.zip)}; leak check: none of {len(handout.secrets)} solution lines found")
+    _print_promise_warnings()
     return 0
+
+
+def _stale_cases():
+    """[what is wrong] when autograder/cases were not built from the reference
+    layers.py `make cases` builds them from, else []."""
+    from autograder import build_cases
+
+    problem = build_cases.stale_problem()
+    return [problem] if problem else []
+
+
+def _print_promise_warnings():
+    from autograder import promises
+
+    for line in promises.promise_warnings():
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def check_zip(handout, zip_path, grader_dir=GRADER_DIR):
+    """Differences between the handout zip at zip_path and the one handout
+    makes (none when no zip was built: nothing stale can be handed out)."""
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        return []
+    wanted = zip_bytes(handout, grader_dir)
+    if zip_path.read_bytes() == wanted:
+        return []
+    try:
+        with zipfile.ZipFile(zip_path) as old:
+            before = {name: old.read(name) for name in old.namelist()}
+    except (zipfile.BadZipFile, OSError):
+        before = {}
+    with zipfile.ZipFile(io.BytesIO(wanted)) as new:
+        after = {name: new.read(name) for name in new.namelist()}
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    more = f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""
+    return [f"{_display(zip_path)} is out of date: {', '.join(changed[:5]) or 'its layout'}{more} "
+            f"differ; run `make handout` to rebuild it"]
 
 
 def _run_check(args):
@@ -133,6 +176,8 @@ def _run_check(args):
          + find_leaks(handout.secrets, zip_texts(zip_bytes(handout)))),
         ("stubs raise NotImplementedError, modules import", lambda: handout_checks.check_stubs(
             args.assignments / ASSIGNMENT, args.solutions / ASSIGNMENT, handout.student_functions)),
+        ("autograder/cases built from the current reference layers.py", _stale_cases),
+        (f"{_display(args.zip)} in sync (when built)", lambda: check_zip(handout, args.zip)),
     ]
     if not args.skip_notebooks:
         steps.append(("notebooks run against the reference code", lambda: handout_checks.run_notebooks(
@@ -144,6 +189,7 @@ def _run_check(args):
         for problem in problems:
             print("  " + problem.replace("\n", "\n    "))
         failed = failed or bool(problems)
+    _print_promise_warnings()
     return 1 if failed else 0
 
 

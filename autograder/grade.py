@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder import speed
+from autograder import speed, ta_suite
 from autograder.cases import CASES_DIR
 from autograder.parts import PARTS, GradingContext, load_part
 from autograder.results import format_failures, format_table, make_results, make_test, write_results
@@ -50,6 +50,9 @@ def add_arguments(parser):
                              "folder the grader runs in public mode)")
     parser.add_argument("--rubric", default=str(RUBRIC_PATH),
                         help="rubric file (default: autograder/rubric.yaml)")
+    parser.add_argument("--ta-checks", default=str(ta_suite.TA_CHECKS_DIR), metavar="DIR",
+                        help="folder of the TA checks, test_*.py files run with the part their tags "
+                             "belong to (default: autograder/ta_checks)")
     parser.add_argument("--call-timeout", type=float, default=CALL_TIMEOUT, metavar="SECONDS",
                         help=f"wall-clock limit of one call into the submission on the reference machine, "
                              f"scaled by --slowness (default: {CALL_TIMEOUT:g})")
@@ -88,6 +91,7 @@ class Grading:
         self.leaderboard = []
         self.failed = False
         self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
+        self.ta_modules = []       # ta_suite.TAModule of the TA checks
 
     def internal_error(self, what, exc, entries=()):
         """Record a failure of the autograder: a zero test per affected rubric
@@ -148,6 +152,36 @@ class Grading:
             self.tests.append(make_test(entry.number, entry.name, entry.points * result.fraction,
                                         entry.points, output, entry.visibility, entry.tags))
 
+    def grade_ta_checks(self, name, ctx, deadline):
+        """The TA checks of part `name` (autograder/ta_suite.py): each costs
+        only its own points, whatever it does."""
+        checks = [c for m in self.ta_modules for c in m.checks if c.part == name and not c.leaderboard]
+        if not checks:
+            return
+        try:
+            tests, leaderboard, notes = ta_suite.run(self.ta_modules, name, ctx, deadline)
+        except BudgetExceeded:
+            done = {t["number"] for t in self.tests}
+            self.not_run([c for c in checks if c.number not in done])
+            return
+        except Exception as exc:
+            self.internal_error(f"the TA checks of the {name} part", exc,
+                                [c for c in checks if not c.problem])
+            return
+        self.tests.extend(tests)
+        self.leaderboard.extend(leaderboard)
+        for note in notes:
+            print(note, file=sys.stderr)
+
+    def discover_ta_checks(self, entries):
+        self.ta_modules = ta_suite.discover(self.args.ta_checks, reserved=[e.number for e in entries])
+        for module in self.ta_modules:
+            if module.error:
+                self.failed = True
+                print(f"TA checks: {module.error}", file=sys.stderr)
+                self.tests.append(make_test("0", f"Autograder error: TA checks {module.path.name}", 0, 0,
+                                            INTERNAL_ERROR.format(what="its own checks", error=module.error)))
+
     def run(self):
         args = self.args
         previous_handler = None
@@ -156,6 +190,7 @@ class Grading:
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             entries = load_rubric(args.rubric)
+            self.discover_ta_checks(entries)
             submission = self.submission = find_submission(args.submission_dir)
             self.notes.extend(submission.summary_lines())
             deadline = self.started + args.time_budget
@@ -197,6 +232,7 @@ class Grading:
                                   if e.number not in {t["number"] for t in self.tests}])
                 except Exception as exc:
                     self.internal_error(f"the {name} part", exc, part_entries)
+                self.grade_ta_checks(name, ctx, deadline)
                 self.save()   # what is scored so far survives a later crash or timeout
         except Exception as exc:
             self.internal_error("this submission", exc)

@@ -92,12 +92,13 @@ def members(grader_dir=GRADER_DIR, solutions_dir=SOLUTIONS_DIR):
 
 def refusals(grader_dir=GRADER_DIR, solutions_dir=SOLUTIONS_DIR):
     """Why the zip must not be built now: cases not built from the reference
-    layers.py (`make autograder-zip` rebuilds them first). Empty when it may."""
+    layers.py (`make autograder-zip` rebuilds them first), TA checks that stop
+    a build. Empty when it may."""
     from autograder import build_cases, handout
 
     stale = build_cases.stale_problem(Path(solutions_dir) / handout.ASSIGNMENT, Path(grader_dir) / "cases")
     found = [f"the zip ships the hidden cases, and {stale} (`make autograder-zip` runs it for you)"] if stale else []
-    return found
+    return found + [f"TA checks: {problem}" for problem in handout.ta_check_problems(grader_dir)]
 
 
 def zip_bytes(files):

@@ -56,6 +56,7 @@ PUBLISHED_LINES = {
 }
 
 RUBRIC_FILE = "rubric.yaml"                    # in autograder/
+TA_CHECKS = "ta_checks"                        # in autograder/: the visible ones ship (autograder/ta_suite.py)
 RUBRIC_PLACEHOLDER = "<!-- RUBRIC TABLE -->"   # a line of solutions/README.md
 RUBRIC_PARTS = {"layers": "Part 1: numpy layers (layers.py)",
                 "cnn": "Part 2: PyTorch models (models.py, fcnet.pt, convnet.pt)"}
@@ -72,6 +73,7 @@ matplotlib
 pyyaml
 jupyterlab
 ipykernel
+gradescope-utils==0.5.0
 """
 
 
@@ -134,9 +136,9 @@ def _stale_cases():
 
 
 def _print_promise_warnings():
-    from autograder import promises
+    from autograder import promises, ta_suite
 
-    for line in promises.promise_warnings():
+    for line in promises.promise_warnings(ta_points=ta_suite.points_by_part()):
         print(f"warning: {line}", file=sys.stderr)
 
 
@@ -177,6 +179,7 @@ def _run_check(args):
         ("stubs raise NotImplementedError, modules import", lambda: handout_checks.check_stubs(
             args.assignments / ASSIGNMENT, args.solutions / ASSIGNMENT, handout.student_functions)),
         ("autograder/cases built from the current reference layers.py", _stale_cases),
+        ("TA checks (autograder/ta_checks) declared fully", ta_check_problems),
         (f"{_display(args.zip)} in sync (when built)", lambda: check_zip(handout, args.zip)),
     ]
     if not args.skip_notebooks:
@@ -289,12 +292,13 @@ def _render_readme(text, grader_dir):
     lines = text.splitlines(keepends=True)
     if not any(line.strip() == RUBRIC_PLACEHOLDER for line in lines):
         return text
-    table = render_rubric(Path(grader_dir) / RUBRIC_FILE)
+    table = render_rubric(Path(grader_dir) / RUBRIC_FILE, Path(grader_dir) / TA_CHECKS)
     return "".join(table if line.strip() == RUBRIC_PLACEHOLDER else line for line in lines)
 
 
-def render_rubric(path):
-    """Markdown tables (one per part, with totals) of the rubric file at path."""
+def render_rubric(path, ta_checks=None):
+    """Markdown tables (one per part, with totals) of the rubric file at path,
+    with the TA checks of the folder ta_checks after the rubric's own."""
     import yaml
 
     where = f"{_display(path)} (read by autograder/handout.py render_rubric)"
@@ -322,6 +326,13 @@ def render_rubric(path):
                 f"found {test!r}")
         rows[test["part"]].append(test)
     names = _rendered_names(path, tests, where)
+    if ta_checks is not None:
+        from autograder import ta_suite
+
+        for part, extra in ta_suite.table_rows(ta_checks).items():
+            rows[part] += extra
+            tests = tests + extra
+            names.update({id(row): row["name"] for row in extra})
     out = []
     for part, title in RUBRIC_PARTS.items():
         if not rows[part]:
@@ -360,8 +371,27 @@ def _points(value):
 # ----------------------------------------------------------------------------
 
 def grader_files(grader_dir=GRADER_DIR):
-    """{path relative to grader_dir: bytes} of the public grader, sorted."""
-    return _tree_files(Path(grader_dir), GRADER_EXCLUDED)
+    """{path relative to grader_dir: bytes} of the public grader, sorted
+    (TA check files with a check that is not visible stay out)."""
+    from autograder import ta_suite
+
+    unshipped, _ = ta_suite.unshipped(Path(grader_dir) / TA_CHECKS)
+    return _tree_files(Path(grader_dir), GRADER_EXCLUDED + tuple(unshipped))
+
+
+def ta_check_problems(grader_dir=GRADER_DIR):
+    """What in grader_dir's TA checks stops a build (autograder/ta_suite.py build_problems)."""
+    from autograder import ta_suite
+    from autograder.rubric import RubricError, load_rubric
+
+    folder = Path(grader_dir) / TA_CHECKS
+    if not any(folder.glob(ta_suite.PATTERN)):
+        return []
+    try:
+        reserved = [entry.number for entry in load_rubric(Path(grader_dir) / RUBRIC_FILE)]
+    except RubricError as exc:
+        return [str(exc)]
+    return ta_suite.build_problems(folder, reserved)
 
 
 def _is_junk(name):
@@ -400,6 +430,9 @@ def build(solutions_dir, assignments_dir, zip_path, grader_dir=GRADER_DIR):
     On any problem raise HandoutError and leave both untouched.
     """
     assignments_dir, zip_path = Path(assignments_dir), Path(zip_path)
+    problems = ta_check_problems(grader_dir)
+    if problems:
+        raise HandoutError("TA checks (autograder/ta_checks):\n  " + "\n  ".join(problems))
     handout = generate(solutions_dir, grader_dir)
     archive = zip_bytes(handout, grader_dir)
     leaks = (find_leaks(handout.secrets, {f"{_display(assignments_dir)}/{path}": text for path, text

@@ -136,12 +136,14 @@ def make_test(number, name, score, max_score, output, visibility="visible", tags
             "visibility": visibility, "tags": list(tags)}
 
 
-def make_results(tests, output="", leaderboard=(), execution_time=None):
+def make_results(tests, output="", leaderboard=(), execution_time=None, extra_data=None):
     results = {"score": round(sum(test["score"] for test in tests), 2),
                "output": cut(output), "visibility": "visible", "stdout_visibility": "hidden",
                "tests": tests}
     if leaderboard:
         results["leaderboard"] = list(leaderboard)
+    if extra_data:
+        results["extra_data"] = dict(extra_data)
     if execution_time is not None:
         results["execution_time"] = round(execution_time, 2)
     return results

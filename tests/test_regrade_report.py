@@ -42,6 +42,12 @@ def metadata(names, scores):
     return text.replace("':score': '", "':score': !ruby/object:BigDecimal '")
 
 
+def bigdecimal(points):
+    """A whole number of points as Gradescope's export writes it: 60 -> "18:0.6e2"."""
+    digits = str(int(points))
+    return f"18:0.{digits.rstrip('0') or '0'}e{len(digits)}"
+
+
 def layer_export(root):
     export = root / "export"
     layers = {"submission_1": REFERENCE_LAYERS.read_text(), "submission_2": STUB_LAYERS.read_text(),
@@ -49,7 +55,8 @@ def layer_export(root):
     for name, text in layers.items():
         (export / name).mkdir(parents=True)
         (export / name / "layers.py").write_text(text)
-    (export / METADATA_FILE).write_text(metadata(list(layers), ["18:0.6e2", None, "18:0.51e2"]))
+    recorded = [bigdecimal(support.points("layers")), None, bigdecimal(support.points("layers") - 9)]
+    (export / METADATA_FILE).write_text(metadata(list(layers), recorded))
     return export
 
 
@@ -74,7 +81,8 @@ def test_a_layers_regrade_reports_and_rescores_a_weight_change_like_a_full_regra
     export = layer_export(tmp_path)
     out = tmp_path / "out"
     rows, _ = regrade(export, out, "--part", "layers")
-    assert rows["submission_1"]["gradescope_score"] == "60.0" and rows["submission_2"]["gradescope_score"] == ""
+    assert float(rows["submission_1"]["gradescope_score"]) == support.points("layers")
+    assert rows["submission_2"]["gradescope_score"] == ""
     assert rows["submission_1"]["convnet_accuracy"] == "" and float(rows["submission_1"]["grading_seconds"]) > 0
     results_dir = out / "grades_results"
     for name in rows:
@@ -88,7 +96,7 @@ def test_a_layers_regrade_reports_and_rescores_a_weight_change_like_a_full_regra
 
     assert page.count("data:image/png;base64,") >= 2          # scores and grading times, inline
 
-    heavier = rubric_file(tmp_path / "rubric.yaml", points={"conv_forward": 10})
+    heavier = rubric_file(tmp_path / "rubric.yaml", points={"conv_forward": support.points(check="conv_forward") + 2})
     rescored, rescore_seconds = regrade(export, out, "--part", "layers", "--rescore", "--rubric", str(heavier))
     full, full_seconds = regrade(export, tmp_path / "full", "--part", "layers", "--rubric", str(heavier))
     columns = [c for c in full["submission_1"] if c[0].isdigit()] + ["score", "max_score"]

@@ -74,10 +74,32 @@ def test_a_placeholder_that_fits_no_setting_names_the_test_and_the_settings(tmp_
     assert "test 1" in str(error.value) and "fcnet_accuracy" in str(error.value)
 
 
+def faithful_readme(tmp_path):
+    """A README whose rubric paragraph states the shipped rubric's figures."""
+    def points(*checks):
+        return f"{sum(t['points'] for t in SHIPPED['tests'] if t['check'] in checks):g}"
+    layers = f"{sum(t['points'] for t in SHIPPED['tests'] if t['part'] == 'layers'):g}"
+    cnn = f"{sum(t['points'] for t in SHIPPED['tests'] if t['part'] == 'cnn'):g}"
+    tiers = "/".join(f"{100 * t:g}" for t in SHIPPED["cnn"]["convnet_accuracy_tiers"])
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"# Course\n\n**Rubric**: numpy layers {layers} points (convolution "
+        f"{points('conv_forward', 'conv_backward')}, pooling {points('max_pool_forward', 'max_pool_backward', 'avg_pool_forward', 'avg_pool_backward')}, "
+        f"batch norm {points('batchnorm_forward_train', 'batchnorm_running_stats', 'batchnorm_forward_test', 'batchnorm_backward', 'spatial_batchnorm_forward', 'spatial_batchnorm_backward')}, "
+        f"dropout {points('dropout_forward', 'dropout_backward')}), CNN part {cnn} (architecture and compute rule "
+        f"{points('convnet_architecture', 'fcnet_architecture')}, checkpoints {points('convnet_checkpoint', 'fcnet_checkpoint')}, "
+        f"accuracy {points('convnet_accuracy_1', 'convnet_accuracy_2', 'convnet_accuracy_3', 'fcnet_accuracy')}: "
+        f"ConvNet {tiers}% and FCNet {100 * SHIPPED['cnn']['fcnet_accuracy']:g}%, loss curves "
+        f"{points('curves_fall', 'curve_convnet_below_fcnet', 'curve_convnet_area', 'curve_convnet_band')}).\n")
+    return readme
+
+
 def test_a_changed_weight_and_threshold_warn_about_each_figure_they_change(tmp_path):
-    path = edited_rubric(tmp_path, points={"conv_forward": 10}, convnet_accuracy_tiers=[0.6, 0.675, 0.8])
-    before = promise_warnings()
-    found = [line for line in promise_warnings(rubric=path) if line not in before]
+    readme = faithful_readme(tmp_path)
+    assert promise_warnings(readme=readme) == []
+    conv = next(t["points"] for t in SHIPPED["tests"] if t["check"] == "conv_forward")
+    path = edited_rubric(tmp_path, points={"conv_forward": conv + 2}, convnet_accuracy_tiers=[0.6, 0.675, 0.8])
+    found = promise_warnings(readme=readme, rubric=path)
     layers = sum(t["points"] for t in SHIPPED["tests"] if t["part"] == "layers")
     convolution = sum(t["points"] for t in SHIPPED["tests"] if t["check"] in ("conv_forward", "conv_backward"))
     assert len(found) == 3, found
@@ -88,10 +110,10 @@ def test_a_changed_weight_and_threshold_warn_about_each_figure_they_change(tmp_p
     assert any("ConvNet accuracy tiers" in line and "now gives 60/67.5/80%" in line for line in found)
 
 
-def test_ta_check_points_count_in_their_part_total():
+def test_ta_check_points_count_in_their_part_total(tmp_path):
     layers = sum(t["points"] for t in SHIPPED["tests"] if t["part"] == "layers")
-    found = promise_warnings(ta_points={"layers": 3})
-    assert any(f"now gives {layers + 3:g} points" in line for line in found)
+    [line] = promise_warnings(readme=faithful_readme(tmp_path), ta_points={"layers": 3})
+    assert f"numpy layers {layers:g} points; rubric.yaml now gives {layers + 3:g} points" in line
 
 
 def test_a_readme_without_the_rubric_paragraph_is_a_warning_too(tmp_path):

@@ -216,8 +216,8 @@ def test_checks_run_with_the_part_their_tags_belong_to(tmp_path):
     ''')
     [model, layer] = sorted(ta_suite.discover(checks)[0].checks, key=lambda c: c.number)
     assert (model.part, layer.part) == ("cnn", "layers")
-    assert set(by_number(grade(REFERENCE_DIR, checks, tmp_path))) >= {"9.2"}
-    assert "9.1" not in by_number(grade(REFERENCE_DIR, checks, tmp_path))
+    graded = by_number(grade(REFERENCE_DIR, checks, tmp_path))      # the layers part only
+    assert "9.2" in graded and "9.1" not in graded
     assert ta_suite.points_by_part(checks) == {"cnn": 1.0, "layers": 1.0}
 
 

@@ -23,9 +23,9 @@ help:
 	@echo "make cases      regenerate the grader's test cases (autograder/cases) from solutions/"
 	@echo "make bench      cost of grading the reference, part by part, then whole grades of the reference and"
 	@echo "                of an at-limits submission in a box of Gradescope's default machine (0.5 CPU, 768 MB; root)"
-	@echo "make handout    regenerate assignments/ and dist/handout.zip from solutions/"
+	@echo "make handout    regenerate assignments/ and dist/handout.zip from solutions/ (cases first, if stale)"
 	@echo "                (verify without writing: $(PY) -m autograder handout --check)"
-	@echo "make autograder-zip  build dist/autograder.zip (upload it to Gradescope)"
+	@echo "make autograder-zip  build dist/autograder.zip (upload it to Gradescope; cases first, if stale)"
 	@echo "make check-image     build the Gradescope image for real (Ubuntu 22.04 chroot, root, network),"
 	@echo "                     run setup.sh and run_autograder on the reference (not part of make test)"
 
@@ -49,10 +49,13 @@ reference: $(STAMP)
 grade: $(STAMP)
 	$(PY) -m autograder grade solutions/cnn
 
+# Both ship case data: cases stale against solutions/cnn/layers.py are rebuilt first.
 handout: $(STAMP)
+	$(PY) -m autograder build-cases --if-stale
 	$(PY) -m autograder handout
 
 autograder-zip: $(STAMP)
+	$(PY) -m autograder build-cases --if-stale
 	$(PY) -m autograder autograder-zip
 
 check-image: autograder-zip

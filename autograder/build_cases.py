@@ -9,7 +9,13 @@ reference on altered inputs (a flipped kernel, stride 1, no bias, ...), so
 that feedback can name a student's likely mistake. The output is the same,
 byte for byte, on every run. This module is a build tool: it imports the
 reference and must not be shipped in the handout or the Gradescope zip.
+
+Each cases.json records ``built_from``, a fingerprint of what the cases are
+computed from (the reference layers.py and this file), so that the commands
+that ship cases can tell stale ones in a moment (stale_problem) and
+``build-cases --if-stale`` rebuilds only then.
 """
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -156,8 +162,9 @@ def pad_sides(x, before, after):
 
 
 class Builder:
-    def __init__(self, ref):
+    def __init__(self, ref, built_from=""):
         self.ref = ref
+        self.built_from = built_from                # source_fingerprint of what ref was loaded from
         self.cases = {"public": {}, "hidden": {}}   # visibility -> group -> [entry]
         self.arrays = {}                            # relative path under visibility folder -> array
 
@@ -192,7 +199,8 @@ class Builder:
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
-            index = {"format": FORMAT, "visibility": visibility, "groups": self.cases[visibility]}
+            index = {"format": FORMAT, "visibility": visibility, "built_from": self.built_from,
+                     "groups": self.cases[visibility]}
             (folder / "cases.json").write_text(json.dumps(index, indent=1) + "\n")
         for (visibility, relative), array in sorted(self.arrays.items()):
             path = out_dir / visibility / relative
@@ -646,8 +654,41 @@ def load_reference(solutions_dir):
     return module
 
 
+def source_fingerprint(solutions_dir=DEFAULT_SOLUTIONS):
+    """What the cases are computed from, as 16 hex digits: the reference
+    layers.py and this builder (line endings do not count)."""
+    digest = hashlib.sha256(f"cases format {FORMAT}\n".encode())
+    for path in (Path(solutions_dir) / "layers.py", Path(__file__)):
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def built_from(cases_dir=CASES_DIR):
+    """{visibility: the fingerprint its cases.json records, or None}."""
+    found = {}
+    for visibility in ("public", "hidden"):
+        try:
+            found[visibility] = json.loads((Path(cases_dir) / visibility / "cases.json").read_text()).get("built_from")
+        except (OSError, ValueError, AttributeError):
+            found[visibility] = None
+    return found
+
+
+def stale_problem(solutions_dir=DEFAULT_SOLUTIONS, cases_dir=CASES_DIR):
+    """None when the cases in cases_dir were built from solutions_dir/layers.py
+    as it is now (and by this builder), else what is wrong and the command to run."""
+    wanted = source_fingerprint(solutions_dir)
+    recorded = built_from(cases_dir)
+    if all(value == wanted for value in recorded.values()):
+        return None
+    missing = [visibility for visibility, value in recorded.items() if value is None]
+    what = (f"{cases_dir} has no {' or '.join(missing)} cases with a fingerprint" if missing
+            else f"{cases_dir} was built from another {Path(solutions_dir) / 'layers.py'} (or build_cases.py)")
+    return f"{what}: run `make cases` (python -m autograder build-cases) first"
+
+
 def build(solutions_dir=DEFAULT_SOLUTIONS, out_dir=CASES_DIR):
-    builder = Builder(load_reference(solutions_dir))
+    builder = Builder(load_reference(solutions_dir), source_fingerprint(solutions_dir))
     build_conv(builder)
     ref = builder.ref
     build_pool(builder, "max_pool", MAX_POOL_CASES, ref.max_pool_forward, ref.max_pool_backward)
@@ -664,9 +705,15 @@ def add_arguments(parser):
                         help="folder with the reference layers.py (default: solutions/cnn)")
     parser.add_argument("--out", default=str(CASES_DIR),
                         help="where to write public/ and hidden/ (default: autograder/cases)")
+    parser.add_argument("--if-stale", action="store_true",
+                        help="rebuild only when the cases were not built from the current reference "
+                             "layers.py (what `make handout` and `make autograder-zip` run first)")
 
 
 def run(args):
+    if args.if_stale and stale_problem(args.solutions, args.out) is None:
+        print(f"{args.out}: up to date with {Path(args.solutions) / 'layers.py'} (not rebuilt)")
+        return 0
     builder = build(args.solutions, args.out)
     counts = {visibility: sum(len(cases) for cases in groups.values())
               for visibility, groups in builder.cases.items()}

@@ -7,7 +7,8 @@ This process is trusted: it never imports the submission (parts run student
 code through autograder/sandbox/) nor solutions/. A results.json is always
 written, also when the grader itself fails (then with an error test and what
 was scored before). Exit status: 0 when grading completed, whatever the
-score; 2 when the autograder (or its command line) failed.
+score; 2 when the autograder (or its command line) failed; 3 when --replay
+could not stand in for the submission's code (autograder/outcomes.py).
 """
 import os
 import signal
@@ -17,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder import speed
+from autograder import outcomes, speed, ta_suite
 from autograder.answers import answers_test, uploaded_notebooks
 from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
@@ -53,6 +54,9 @@ def add_arguments(parser):
                              "folder the grader runs in public mode)")
     parser.add_argument("--rubric", default=str(RUBRIC_PATH),
                         help="rubric file (default: autograder/rubric.yaml)")
+    parser.add_argument("--ta-checks", default=str(ta_suite.TA_CHECKS_DIR), metavar="DIR",
+                        help="folder of the TA checks, test_*.py files run with the part their tags "
+                             "belong to (default: autograder/ta_checks)")
     parser.add_argument("--call-timeout", type=float, default=CALL_TIMEOUT, metavar="SECONDS",
                         help=f"wall-clock limit of one call into the submission on the reference machine, "
                              f"scaled by --slowness (default: {CALL_TIMEOUT:g})")
@@ -68,6 +72,12 @@ def add_arguments(parser):
                              "the first of student, nobody; 'none': the grader's own user)")
     parser.add_argument("--worker-python", default=sys.executable,
                         help="interpreter of the worker processes (default: this one)")
+    parser.add_argument("--outcomes", default=None, metavar="FILE",
+                        help="also store what every call into the submission returned (.npz), so "
+                             "that --replay can re-score it later without running it")
+    parser.add_argument("--replay", default=None, metavar="FILE",
+                        help="grade from outcomes stored by --outcomes instead of running the "
+                             "submission (exit status 3 when they do not cover this grade)")
 
 
 
@@ -104,9 +114,12 @@ class Grading:
         self.notes = []
         self.submission = None
         self.leaderboard = []
-        self.extra_data = {}
         self.failed = False
         self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
+        self.ta_modules = []       # ta_suite.TAModule of the TA checks
+        self.extra_data = {}       # results.json's extra_data (instructors only)
+        self.sandbox = None        # outcomes.Ledger over the Sandbox (or a Replay)
+        self.replay_problem = None
 
     def internal_error(self, what, exc, entries=()):
         """Record a failure of the autograder: a zero test per affected rubric
@@ -122,10 +135,12 @@ class Grading:
             self.tests.append(make_test("0", "Autograder error", 0, 0, message))
 
     def results(self):
+        extra = dict(self.extra_data)
+        if self.sandbox is not None and self.sandbox.limits:
+            extra["limits"] = list(self.sandbox.limits)
         return make_results(sorted(self.tests, key=lambda t: [int(n) for n in t["number"].split(".")]),
                             output="\n".join(self.notes), leaderboard=self.leaderboard,
-                            execution_time=time.monotonic() - self.started,
-                            extra_data=self.extra_data)
+                            execution_time=time.monotonic() - self.started, extra_data=extra)
 
     def save(self):
         try:
@@ -140,6 +155,9 @@ class Grading:
 
     def not_run(self, entries):
         message = NOT_RUN.format(budget=self.args.time_budget)
+        if entries and self.sandbox is not None:
+            self.sandbox.limits.append({"limit": "grading time budget", "job": "grader",
+                                        "message": f"{len(entries)} checks not run"})
         for entry in entries:
             self.tests.append(make_test(entry.number, entry.name, 0, entry.points, message,
                                         entry.visibility, entry.tags))
@@ -168,6 +186,36 @@ class Grading:
             self.tests.append(make_test(entry.number, entry.name, entry.points * result.fraction,
                                         entry.points, output, entry.visibility, entry.tags))
 
+    def grade_ta_checks(self, name, ctx, deadline):
+        """The TA checks of part `name` (autograder/ta_suite.py): each costs
+        only its own points, whatever it does."""
+        checks = [c for m in self.ta_modules for c in m.checks if c.part == name and not c.leaderboard]
+        if not checks:
+            return
+        try:
+            tests, leaderboard, notes = ta_suite.run(self.ta_modules, name, ctx, deadline)
+        except BudgetExceeded:
+            done = {t["number"] for t in self.tests}
+            self.not_run([c for c in checks if c.number not in done])
+            return
+        except Exception as exc:
+            self.internal_error(f"the TA checks of the {name} part", exc,
+                                [c for c in checks if not c.problem])
+            return
+        self.tests.extend(tests)
+        self.leaderboard.extend(leaderboard)
+        for note in notes:
+            print(note, file=sys.stderr)
+
+    def discover_ta_checks(self, entries):
+        self.ta_modules = ta_suite.discover(self.args.ta_checks, reserved=[e.number for e in entries])
+        for module in self.ta_modules:
+            if module.error:
+                self.failed = True
+                print(f"TA checks: {module.error}", file=sys.stderr)
+                self.tests.append(make_test("0", f"Autograder error: TA checks {module.path.name}", 0, 0,
+                                            INTERNAL_ERROR.format(what="its own checks", error=module.error)))
+
     def run(self):
         args = self.args
         previous_handler = None
@@ -176,6 +224,7 @@ class Grading:
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             entries = load_rubric(args.rubric)
+            self.discover_ta_checks(entries)
             submission = self.submission = find_submission(args.submission_dir)
             self.notes.extend(submission.summary_lines())
             self.notes.extend(import_warnings(submission))
@@ -189,39 +238,25 @@ class Grading:
             # too (the grader's own tree always is): test labels, hidden cases
             # kept elsewhere, the results.
             hidden = [Path(args.cases_dir), self.results_path.resolve().parent] + ([data_dir] if data_dir else [])
-            slowness = args.slowness
-            if slowness is None:
-                slowness, seconds = speed.slowness()
-                print(f"machine speed: the calibration workload took {seconds:.2f} s "
-                      f"({speed.REFERENCE_SECONDS:g} s on the reference machine): time limits "
-                      f"x{slowness:.2f}", file=sys.stderr)
-            sandbox = Sandbox(python=args.worker_python, call_timeout=args.call_timeout,
-                              deadline=deadline, user=user, hidden=hidden, slowness=slowness)
-            for warning in sandbox.warnings:
-                print(f"sandbox: {warning}", file=sys.stderr)
+            sandbox = self.sandbox = self.make_sandbox(submission, deadline, user, hidden)
             ctx = GradingContext(submission=submission, sandbox=sandbox,
                                  cases_dir=Path(args.cases_dir),
                                  data_dir=data_dir,
                                  output_dir=self.results_path.resolve().parent,
+                                 file_prefix="" if self.results_path.name == "results.json"
+                                 else f"{self.results_path.stem}_",
                                  rubric_path=Path(args.rubric),
-                                 leaderboard=self.leaderboard, notes=self.notes)
+                                 leaderboard=self.leaderboard, notes=self.notes,
+                                 extra_data=self.extra_data)
             parts = list(PARTS) if args.part == "all" else [args.part]
             if threading.current_thread() is threading.main_thread():
                 previous_handler = signal.signal(signal.SIGALRM, _watchdog)
                 signal.alarm(int(args.time_budget) + WATCHDOG_GRACE)
-            for name in parts:
-                part_entries = [entry for entry in entries if entry.part == name]
-                try:
-                    if time.monotonic() >= deadline:
-                        self.not_run(part_entries)
-                    else:
-                        self.grade_part(name, part_entries, ctx)
-                except BudgetExceeded:
-                    self.not_run([e for e in part_entries
-                                  if e.number not in {t["number"] for t in self.tests}])
-                except Exception as exc:
-                    self.internal_error(f"the {name} part", exc, part_entries)
-                self.save()   # what is scored so far survives a later crash or timeout
+            with sandbox.secret_draws():
+                for name in parts:
+                    self.grade_whole_part(name, [e for e in entries if e.part == name], ctx, deadline)
+        except outcomes.ReplayError as exc:
+            self.replay_problem = str(exc)
         except Exception as exc:
             self.internal_error("this submission", exc)
         finally:
@@ -229,7 +264,57 @@ class Grading:
                 signal.alarm(0)
                 signal.signal(signal.SIGALRM, previous_handler)
             self.save()
+            self.save_outcomes()
+        self.replay_problem = self.replay_problem or getattr(self.sandbox, "problem", None)
+        if self.replay_problem:
+            print(f"replay: {self.replay_problem}; grade it without --replay", file=sys.stderr)
+            return 3
         return 2 if self.failed else 0
+
+    def grade_whole_part(self, name, part_entries, ctx, deadline):
+        """The rubric's checks of part `name`, then its TA checks; saved at once."""
+        try:
+            if time.monotonic() >= deadline:
+                self.not_run(part_entries)
+            else:
+                self.grade_part(name, part_entries, ctx)
+        except BudgetExceeded:
+            self.not_run([e for e in part_entries if e.number not in {t["number"] for t in self.tests}])
+        except Exception as exc:
+            self.internal_error(f"the {name} part", exc, part_entries)
+        self.grade_ta_checks(name, ctx, deadline)
+        self.save()   # what is scored so far survives a later crash or timeout
+
+    def make_sandbox(self, submission, deadline, user, hidden):
+        """The Ledger every call goes through: over a Sandbox that runs the
+        submission, or over the outcomes stored for it (--replay)."""
+        args = self.args
+        if args.replay:
+            store = outcomes.Store.load(args.replay)
+            outcomes.check_submission(store, submission.files)
+            return outcomes.Ledger(outcomes.Replay(store, args.call_timeout, args.slowness or 1.0))
+        slowness = args.slowness
+        if slowness is None:
+            slowness, seconds = speed.slowness()
+            print(f"machine speed: the calibration workload took {seconds:.2f} s "
+                  f"({speed.REFERENCE_SECONDS:g} s on the reference machine): time limits "
+                  f"x{slowness:.2f}", file=sys.stderr)
+        sandbox = Sandbox(python=args.worker_python, call_timeout=args.call_timeout,
+                          deadline=deadline, user=user, hidden=hidden, slowness=slowness)
+        for warning in sandbox.warnings:
+            print(f"sandbox: {warning}", file=sys.stderr)
+        store = outcomes.Store(outcomes.submission_digests(submission.files)) if args.outcomes else None
+        return outcomes.Ledger(sandbox, store)
+
+    def save_outcomes(self):
+        """Write the stored outcomes (--outcomes); a failure here is the staff's, never the grade's."""
+        if not self.args.outcomes or self.sandbox is None or self.sandbox.store is None or self.replay_problem:
+            return
+        try:
+            self.sandbox.store.save(self.args.outcomes)
+        except Exception as exc:
+            print(f"outcomes: could not write {self.args.outcomes}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
 
 
 def run(args):

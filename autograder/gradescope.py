@@ -33,7 +33,8 @@ DEFAULT_ZIP = REPO / "dist" / "autograder.zip"
 ROOT_SCRIPTS = ("setup.sh", "run_autograder")
 # TA-only parts of autograder/ (relative paths) that Gradescope never needs.
 EXCLUDED = ("at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py", "handout.py", "handout_checks.py",
-            "markers.py", "gradescope.py", "gradescope", "regrade.py", "provided")
+            "markers.py", "gradescope.py", "gradescope", "promises.py", "regrade.py", "class_results.py",
+            "report.py", "provided")
 JUNK_NAMES = ("__pycache__", ".ipynb_checkpoints")
 JUNK_SUFFIXES = (".pyc", ".tmp")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -90,6 +91,17 @@ def members(grader_dir=GRADER_DIR, solutions_dir=SOLUTIONS_DIR):
     return dict(sorted(out.items()))
 
 
+def refusals(grader_dir=GRADER_DIR, solutions_dir=SOLUTIONS_DIR):
+    """Why the zip must not be built now: cases not built from the reference
+    layers.py (`make autograder-zip` rebuilds them first), TA checks that stop
+    a build. Empty when it may."""
+    from autograder import build_cases, handout
+
+    stale = build_cases.stale_problem(Path(solutions_dir) / handout.ASSIGNMENT, Path(grader_dir) / "cases")
+    found = [f"the zip ships the hidden cases, and {stale} (`make autograder-zip` runs it for you)"] if stale else []
+    return found + [f"TA checks: {problem}" for problem in handout.ta_check_problems(grader_dir)]
+
+
 def zip_bytes(files):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -115,6 +127,9 @@ def find_leaks(archive, solutions_dir=SOLUTIONS_DIR, grader_dir=GRADER_DIR, labe
 
 def build(out=DEFAULT_ZIP, grader_dir=GRADER_DIR, solutions_dir=SOLUTIONS_DIR):
     """Write the zip to out (atomically) after the leak check; returns its member names."""
+    refused = refusals(grader_dir, solutions_dir)
+    if refused:
+        raise BuildError("\n".join(refused))
     files = members(grader_dir, solutions_dir)
     archive = zip_bytes(files)
     leaks = find_leaks(archive, solutions_dir, grader_dir, label=Path(out).name)

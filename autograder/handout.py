@@ -43,7 +43,8 @@ KEPT_ON_REBUILD = (f"{ASSIGNMENT}/data",)
 
 # autograder/ -> the zip: everything except these TA-only parts (paths relative to autograder/).
 GRADER_EXCLUDED = ("cases/hidden", "at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py", "gradescope",
-                   "gradescope.py", "handout.py", "handout_checks.py", "markers.py", "regrade.py")
+                   "class_results.py", "gradescope.py", "handout.py", "handout_checks.py", "markers.py",
+                   "promises.py", "regrade.py", "report.py")
 # Never copied from anywhere, never compared (names of files or folders).
 JUNK = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
 
@@ -55,6 +56,7 @@ PUBLISHED_LINES = {
 }
 
 RUBRIC_FILE = "rubric.yaml"                    # in autograder/
+TA_CHECKS = "ta_checks"                        # in autograder/: the visible ones ship (autograder/ta_suite.py)
 RUBRIC_PLACEHOLDER = "<!-- RUBRIC TABLE -->"   # a line of solutions/README.md
 RUBRIC_PARTS = {"layers": "Part 1: numpy layers (layers.py)",
                 "cnn": "Part 2: PyTorch models (models.py, fcnet.pt, convnet.pt)"}
@@ -71,6 +73,7 @@ matplotlib
 pyyaml
 jupyterlab
 ipykernel
+gradescope-utils==0.5.0
 """
 
 
@@ -109,13 +112,56 @@ def run(args):
     try:
         if args.check:
             return _run_check(args)
+        stale = _stale_cases()
+        if stale:
+            raise HandoutError(f"the handout ships the public cases, and {stale[0]} "
+                               f"(`make handout` runs it for you)")
         handout = build(args.solutions, args.assignments, args.zip)
     except HandoutError as exc:
         print(f"handout: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {_display(args.assignments)}/ ({len(handout.files)} files) and "
           f"{_display(args.zip)}; leak check: none of {len(handout.secrets)} solution lines found")
+    _print_promise_warnings()
     return 0
+
+
+def _stale_cases():
+    """[what is wrong] when autograder/cases were not built from the reference
+    layers.py `make cases` builds them from, else []."""
+    from autograder import build_cases
+
+    problem = build_cases.stale_problem()
+    return [problem] if problem else []
+
+
+def _print_promise_warnings():
+    from autograder import promises, ta_suite
+
+    for line in promises.promise_warnings(ta_points=ta_suite.points_by_part()):
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def check_zip(handout, zip_path, grader_dir=GRADER_DIR):
+    """Differences between the handout zip at zip_path and the one handout
+    makes (none when no zip was built: nothing stale can be handed out)."""
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        return []
+    wanted = zip_bytes(handout, grader_dir)
+    if zip_path.read_bytes() == wanted:
+        return []
+    try:
+        with zipfile.ZipFile(zip_path) as old:
+            before = {name: old.read(name) for name in old.namelist()}
+    except (zipfile.BadZipFile, OSError):
+        before = {}
+    with zipfile.ZipFile(io.BytesIO(wanted)) as new:
+        after = {name: new.read(name) for name in new.namelist()}
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    more = f" (+{len(changed) - 5} more)" if len(changed) > 5 else ""
+    return [f"{_display(zip_path)} is out of date: {', '.join(changed[:5]) or 'its layout'}{more} "
+            f"differ; run `make handout` to rebuild it"]
 
 
 def _run_check(args):
@@ -132,6 +178,9 @@ def _run_check(args):
          + find_leaks(handout.secrets, zip_texts(zip_bytes(handout)))),
         ("stubs raise NotImplementedError, modules import", lambda: handout_checks.check_stubs(
             args.assignments / ASSIGNMENT, args.solutions / ASSIGNMENT, handout.student_functions)),
+        ("autograder/cases built from the current reference layers.py", _stale_cases),
+        ("TA checks (autograder/ta_checks) declared fully", ta_check_problems),
+        (f"{_display(args.zip)} in sync (when built)", lambda: check_zip(handout, args.zip)),
     ]
     if not args.skip_notebooks:
         steps.append(("notebooks run against the reference code", lambda: handout_checks.run_notebooks(
@@ -143,6 +192,7 @@ def _run_check(args):
         for problem in problems:
             print("  " + problem.replace("\n", "\n    "))
         failed = failed or bool(problems)
+    _print_promise_warnings()
     return 1 if failed else 0
 
 
@@ -242,12 +292,13 @@ def _render_readme(text, grader_dir):
     lines = text.splitlines(keepends=True)
     if not any(line.strip() == RUBRIC_PLACEHOLDER for line in lines):
         return text
-    table = render_rubric(Path(grader_dir) / RUBRIC_FILE)
+    table = render_rubric(Path(grader_dir) / RUBRIC_FILE, Path(grader_dir) / TA_CHECKS)
     return "".join(table if line.strip() == RUBRIC_PLACEHOLDER else line for line in lines)
 
 
-def render_rubric(path):
-    """Markdown tables (one per part, with totals) of the rubric file at path."""
+def render_rubric(path, ta_checks=None):
+    """Markdown tables (one per part, with totals) of the rubric file at path,
+    with the TA checks of the folder ta_checks after the rubric's own."""
     import yaml
 
     where = f"{_display(path)} (read by autograder/handout.py render_rubric)"
@@ -274,6 +325,14 @@ def render_rubric(path):
                 f"'part' (one of {', '.join(RUBRIC_PARTS)}) and 'points' (a number); "
                 f"found {test!r}")
         rows[test["part"]].append(test)
+    names = _rendered_names(path, tests, where)
+    if ta_checks is not None:
+        from autograder import ta_suite
+
+        for part, extra in ta_suite.table_rows(ta_checks).items():
+            rows[part] += extra
+            tests = tests + extra
+            names.update({id(row): row["name"] for row in extra})
     out = []
     for part, title in RUBRIC_PARTS.items():
         if not rows[part]:
@@ -283,12 +342,24 @@ def render_rubric(path):
                 "| # | Check | Functions | Points |\n", "|---|---|---|---:|\n"]
         for test in rows[part]:
             functions = ", ".join(f"`{tag}`" for tag in test.get("tags") or [])
-            name = test["name"].replace("|", "\\|")
+            name = names[id(test)].replace("|", "\\|")
             out.append(f"| {test['number']} | {name} | {functions} | {_points(test['points'])} |\n")
         out.append("\n")
     grand_total = sum(test["points"] for test in tests)
     out.append(f"**Total: {_points(grand_total)} points**\n")
     return "".join(out)
+
+
+def _rendered_names(path, tests, where):
+    """{id(test): its name with the rubric's thresholds filled in} (autograder/rubric.py render_name)."""
+    from autograder.rubric import RubricError, load_settings_of, render_name
+
+    try:
+        settings = load_settings_of(path)
+        return {id(test): render_name(test["name"], settings, f"{where}: test {test['number']}")
+                for test in tests}
+    except RubricError as exc:
+        raise HandoutError(str(exc)) from None
 
 
 def _points(value):
@@ -300,8 +371,27 @@ def _points(value):
 # ----------------------------------------------------------------------------
 
 def grader_files(grader_dir=GRADER_DIR):
-    """{path relative to grader_dir: bytes} of the public grader, sorted."""
-    return _tree_files(Path(grader_dir), GRADER_EXCLUDED)
+    """{path relative to grader_dir: bytes} of the public grader, sorted
+    (TA check files with a check that is not visible stay out)."""
+    from autograder import ta_suite
+
+    unshipped, _ = ta_suite.unshipped(Path(grader_dir) / TA_CHECKS)
+    return _tree_files(Path(grader_dir), GRADER_EXCLUDED + tuple(unshipped))
+
+
+def ta_check_problems(grader_dir=GRADER_DIR):
+    """What in grader_dir's TA checks stops a build (autograder/ta_suite.py build_problems)."""
+    from autograder import ta_suite
+    from autograder.rubric import RubricError, load_rubric
+
+    folder = Path(grader_dir) / TA_CHECKS
+    if not any(folder.glob(ta_suite.PATTERN)):
+        return []
+    try:
+        reserved = [entry.number for entry in load_rubric(Path(grader_dir) / RUBRIC_FILE)]
+    except RubricError as exc:
+        return [str(exc)]
+    return ta_suite.build_problems(folder, reserved)
 
 
 def _is_junk(name):
@@ -340,6 +430,9 @@ def build(solutions_dir, assignments_dir, zip_path, grader_dir=GRADER_DIR):
     On any problem raise HandoutError and leave both untouched.
     """
     assignments_dir, zip_path = Path(assignments_dir), Path(zip_path)
+    problems = ta_check_problems(grader_dir)
+    if problems:
+        raise HandoutError("TA checks (autograder/ta_checks):\n  " + "\n  ".join(problems))
     handout = generate(solutions_dir, grader_dir)
     archive = zip_bytes(handout, grader_dir)
     leaks = (find_leaks(handout.secrets, {f"{_display(assignments_dir)}/{path}": text for path, text

@@ -10,13 +10,17 @@ read). Without the metadata file every subfolder is graded anonymously.
 
 Each submission is graded by its own ``python -m autograder grade`` process
 (so a submission that crashes or hangs its grader costs only its own row),
-writing <results-dir>/<submission>.json. The CSV has one row per submitter
-(a group submission gives several rows with the same scores): identity,
-total, one column per rubric test, and a status column saying why a row has
-no score. A histogram of the totals is written as a PNG next to the CSV.
+writing into <results-dir>/ its results (<submission>.json), its loss-curve
+plot (<submission>_cnn_curves.png) and what its code returned
+(<submission>.outcomes.npz). With --rescore nothing is run again: each
+submission is graded from those stored outcomes with the current rubric
+(autograder/outcomes.py), in about a second, and a submission they do not
+cover keeps no score and says so. autograder/class_results.py writes the
+CSV, the score histogram and the class report (report.html).
 """
-import csv
 import json
+import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from autograder.grade import TIME_BUDGET
-from autograder.rubric import RUBRIC_PATH, load_rubric
+from autograder.rubric import RUBRIC_PATH
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 METADATA_FILE = "submission_metadata.yml"
@@ -38,6 +42,7 @@ class Submission:
     folder_name: str
     submitters: list = field(default_factory=list)     # [{"name", "sid", "email"}]
     created_at: str = ""
+    gradescope_score: object = ""  # the score Gradescope had recorded (a float), "" if none
 
 
 @dataclass
@@ -61,6 +66,13 @@ def add_arguments(parser):
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default: $CIFAR10_DIR)")
     parser.add_argument("--time-budget", type=float, default=TIME_BUDGET, metavar="SECONDS",
                         help=f"per-submission grading budget (default: {TIME_BUDGET:g})")
+    parser.add_argument("--rubric", type=Path, default=RUBRIC_PATH,
+                        help="rubric file (default: autograder/rubric.yaml)")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="class report (default: report.html next to the CSV)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="run no student code: re-score every submission from the outcomes an "
+                             "earlier regrade stored in the results folder, with the current rubric")
 
 
 class _RubyTolerantLoader(yaml.SafeLoader):
@@ -107,19 +119,36 @@ def read_export(export_dir):
         submitters = []
         for person in _field(record, "submitters") or []:
             submitters.append({key: str(_field(person, key) or "") for key in ("name", "sid", "email")})
-        submissions.append(Submission(str(folder_name), submitters, str(_field(record, "created_at") or "")))
+        submissions.append(Submission(str(folder_name), submitters, str(_field(record, "created_at") or ""),
+                                      _score(_field(record, "score"))))
     return submissions
+
+
+def _score(value):
+    """A recorded score as a float: exports write BigDecimal as "18:0.6e2"
+    (precision:value); "" when there is none."""
+    if value is None or value == "":
+        return ""
+    text = str(value).split(":", 1)[-1]
+    try:
+        return float(text)
+    except ValueError:
+        return ""
 
 
 def grade_one(submission, export_dir, results_dir, args):
     folder = Path(export_dir) / submission.folder_name
     if not folder.is_dir():
         return Outcome(submission, status=f"no folder {submission.folder_name} in the export")
-    results_path = Path(results_dir) / f"{submission.folder_name}.json"
-    command = [sys.executable, "-m", "autograder", "grade", str(folder), "--results", str(results_path),
-               "--part", args.part, "--time-budget", str(args.time_budget)]
+    name = submission.folder_name
+    results_path, stored = Path(results_dir) / f"{name}.json", Path(results_dir) / f"{name}.outcomes.npz"
+    command = [sys.executable, "-m", "autograder", "grade", str(folder), "--part", args.part,
+               "--time-budget", str(args.time_budget), "--rubric", str(Path(args.rubric).resolve())]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
+    if args.rescore:
+        return rescore_one(submission, command, results_dir)
+    command += ["--results", str(results_path), "--outcomes", str(stored)]
     try:
         completed = subprocess.run(command, cwd=PACKAGE_PARENT, stdin=subprocess.DEVNULL,
                                    capture_output=True, text=True,
@@ -136,42 +165,47 @@ def grade_one(submission, export_dir, results_dir, args):
     return Outcome(submission, results, status)
 
 
-def csv_rows(outcomes, tests):
-    """Header and rows: one row per submitter (a submission without any: one row)."""
-    header = ["submission", "name", "sid", "email", "created_at", "score", "max_score"]
-    header += [f"{entry.number} {entry.name}" for entry in tests] + ["status"]
-    max_score = sum(entry.points for entry in tests)
-    rows = []
-    for outcome in outcomes:
-        scores = {}
-        total = ""
-        if outcome.results is not None:
-            scores = {test["number"]: test["score"] for test in outcome.results.get("tests", [])}
-            total = outcome.results.get("score", sum(scores.values()))
-        for person in outcome.submission.submitters or [{"name": "", "sid": "", "email": ""}]:
-            rows.append([outcome.submission.folder_name, person["name"], person["sid"], person["email"],
-                         outcome.submission.created_at, total, max_score]
-                        + [scores.get(entry.number, "") for entry in tests] + [outcome.status])
-    return header, rows
-
-
-def write_histogram(path, totals, max_score):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4))
-    axes.hist(totals, bins=20, range=(0, max_score), color="tab:blue", edgecolor="white")
-    axes.set_xlabel(f"score (out of {max_score:g})")
-    axes.set_ylabel("submissions")
-    axes.set_title(f"{len(totals)} graded submissions")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+def rescore_one(submission, command, results_dir):
+    """Grade from the stored outcomes into a scratch folder; only a complete
+    replay replaces the submission's results (its plot too), keeping the
+    original grading time (execution_time) for the report."""
+    name = submission.folder_name
+    stored, results_path = Path(results_dir) / f"{name}.outcomes.npz", Path(results_dir) / f"{name}.json"
+    if not stored.is_file():
+        return Outcome(submission, status=f"not re-scored: no stored outcomes ({stored.name}); "
+                                          f"regrade it without --rescore")
+    scratch = Path(results_dir) / ".rescore" / name
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        completed = subprocess.run(command + ["--results", str(scratch / f"{name}.json"), "--replay", str(stored),
+                                              "--slowness", "1"], cwd=PACKAGE_PARENT, stdin=subprocess.DEVNULL,
+                                   capture_output=True, text=True, timeout=GRADE_TIMEOUT_MARGIN)
+        if completed.returncode == 3 or not (scratch / f"{name}.json").is_file():
+            why = next((line for line in completed.stderr.splitlines() if line.startswith("replay: ")),
+                       f"grader exit {completed.returncode}")
+            why = why.removeprefix("replay: ").removesuffix("; grade it without --replay")
+            return Outcome(submission, status=f"not re-scored: {why}; regrade it without --rescore")
+        results = json.loads((scratch / f"{name}.json").read_text())
+        try:
+            results["execution_time"] = json.loads(results_path.read_text())["execution_time"]
+        except (OSError, ValueError, KeyError):
+            pass
+        (scratch / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+        for produced in scratch.iterdir():
+            os.replace(produced, Path(results_dir) / produced.name)
+    except subprocess.TimeoutExpired:
+        return Outcome(submission, status="not re-scored: the replay did not finish")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    status = "ok" if completed.returncode == 0 else "autograder error (see its results.json)"
+    return Outcome(submission, results, status)
 
 
 def run(args):
     from tqdm import tqdm
+
+    from autograder import class_results
 
     if args.jobs < 1:
         print("regrade: --jobs must be at least 1", file=sys.stderr)
@@ -181,33 +215,30 @@ def run(args):
     except (FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    entries = load_rubric(RUBRIC_PATH)
-    tests = [entry for entry in entries if args.part in ("all", entry.part)]
     results_dir = args.results_dir or args.csv.with_name(args.csv.stem + "_results")
+    if args.rescore and not results_dir.is_dir():
+        print(f"regrade: --rescore: {results_dir} does not exist; the outcomes of an earlier regrade "
+              f"(without --rescore) are read from there", file=sys.stderr)
+        return 2
     results_dir.mkdir(parents=True, exist_ok=True)
     outcomes = {}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(grade_one, submission, args.export_dir, results_dir, args): submission
                    for submission in submissions}
-        for future in tqdm(as_completed(futures), total=len(futures), unit="submission", desc="regrade"):
+        for future in tqdm(as_completed(futures), total=len(futures), unit="submission",
+                           desc="rescore" if args.rescore else "regrade"):
             submission = futures[future]
             try:
                 outcomes[submission.folder_name] = future.result()
             except Exception as exc:            # a bug here must not stop the batch either
                 outcomes[submission.folder_name] = Outcome(submission, status=f"regrade error: {exc}")
+    shutil.rmtree(results_dir / ".rescore", ignore_errors=True)
     ordered = [outcomes[s.folder_name] for s in submissions]
-    header, rows = csv_rows(ordered, tests)
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    histogram = args.histogram or args.csv.with_name(args.csv.stem + "_histogram.png")
-    max_score = sum(entry.points for entry in tests)
-    write_histogram(histogram, [o.results["score"] for o in ordered if o.results is not None], max_score)
+    written = class_results.write_all(ordered, args, results_dir)
     failed = [o for o in ordered if o.status != "ok"]
-    print(f"graded {len(ordered) - len(failed)} of {len(ordered)} submissions; wrote {args.csv}, "
-          f"{histogram} and {results_dir}/")
+    verb = "re-scored" if args.rescore else "graded"
+    print(f"{verb} {len(ordered) - len(failed)} of {len(ordered)} submissions; wrote {', '.join(written)} "
+          f"and {results_dir}/")
     for outcome in failed:
         print(f"  {outcome.submission.folder_name}: {outcome.status}")
     return 0

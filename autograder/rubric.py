@@ -1,12 +1,21 @@
 """The rubric: autograder/rubric.yaml maps each check to its points,
-Gradescope test number, visibility and the student functions it exercises."""
+Gradescope test number, visibility and the student functions it exercises.
+
+A test name may show a threshold of the ``cnn:`` settings with a placeholder,
+so that the names students read follow the thresholds they are graded with:
+``{fcnet_accuracy:pct}`` gives "45%", ``{convnet_accuracy_tiers[1]:pct}``
+"70%", ``{convnet_max_parameters:M}`` "1M", ``{convnet_weight_layers[0]}``
+"5" (any other format spec is Python's).
+"""
 import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from autograder.parts import PARTS
+from autograder.parts.cnn.settings import SettingsError, load_settings
 
 RUBRIC_PATH = Path(__file__).resolve().parent / "rubric.yaml"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -29,6 +38,37 @@ class RubricEntry:
     visibility: str
 
 
+class _SettingsFormatter(string.Formatter):
+    """str.format with two more format specs: "pct" (0.675 -> "67.5%") and
+    "M" (1500000 -> "1.5M")."""
+
+    def format_field(self, value, spec):
+        if spec == "pct":
+            return f"{100 * value:g}%"
+        if spec == "M":
+            return f"{value / 1e6:g}M"
+        return super().format_field(value, spec)
+
+
+def render_name(name, settings, where):
+    """name with its {setting} placeholders filled from settings (see the
+    module docstring); RubricError naming `where` when one does not fit."""
+    try:
+        return _SettingsFormatter().format(name, **settings)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+        raise RubricError(f"{where}: name {name!r}: {type(exc).__name__}: {exc}; a placeholder must "
+                          f"name a cnn setting ({', '.join(sorted(settings))}), e.g. "
+                          f"{{fcnet_accuracy:pct}}") from None
+
+
+def load_settings_of(path):
+    """The cnn settings of the rubric file at path, as a RubricError when they are wrong."""
+    try:
+        return load_settings(path)
+    except SettingsError as exc:
+        raise RubricError(str(exc)) from None
+
+
 def load_rubric(path=RUBRIC_PATH):
     path = Path(path)
     try:
@@ -37,9 +77,10 @@ def load_rubric(path=RUBRIC_PATH):
         raise RubricError(f"{path}: cannot read the rubric: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
         raise RubricError(f"{path}: expected a mapping with a 'tests' list")
+    settings = load_settings_of(path)
     entries, numbers, checks = [], set(), set()
     for position, item in enumerate(data["tests"], start=1):
-        entry = _entry(path, position, item)
+        entry = _entry(path, position, item, settings)
         if entry.number in numbers:
             raise RubricError(f"{path}: test {position}: number {entry.number!r} is used twice")
         if (entry.part, entry.check) in checks:
@@ -50,7 +91,7 @@ def load_rubric(path=RUBRIC_PATH):
     return entries
 
 
-def _entry(path, position, item):
+def _entry(path, position, item, settings):
     where = f"{path}: test {position}"
     if not isinstance(item, dict):
         raise RubricError(f"{where}: expected a mapping with keys {', '.join(FIELDS)}")
@@ -75,7 +116,8 @@ def _entry(path, position, item):
     for key in ("name", "check"):
         if not isinstance(item[key], str) or not item[key]:
             raise RubricError(f"{where}: {key} must be a non-empty string")
-    return RubricEntry(number=number, name=item["name"], part=item["part"], check=item["check"],
+    name = render_name(item["name"], settings, where)
+    return RubricEntry(number=number, name=name, part=item["part"], check=item["check"],
                        tags=tuple(tags), points=float(points), visibility=item["visibility"])
 
 

@@ -57,7 +57,7 @@ def test_reference_earns_full_marks_on_every_layer_check(tmp_path):
     layer_tests = [t for t in results["tests"] if t["max_score"] > 0]
     assert len(layer_tests) == 14
     assert all(t["score"] == t["max_score"] and t["status"] == "passed" for t in layer_tests)
-    assert results["score"] == 60
+    assert results["score"] == support.points("layers")
     assert {tag for t in layer_tests for tag in t["tags"]} == set(STUDENT_FUNCTIONS)
 
 
@@ -79,7 +79,7 @@ def test_correct_alternative_implementations_earn_full_marks(tmp_path, name):
     folder = support.make_submission(tmp_path / name, ALTERNATIVES[name])
     results = support.grade(folder)
     assert lost_points(results) == {}, [t["output"] for t in results["tests"] if t["score"] < t["max_score"]]
-    assert results["score"] == 60
+    assert results["score"] == support.points("layers")
 
 
 def test_corpus_is_large_enough_and_covers_every_function():

@@ -10,6 +10,7 @@ import pytest
 
 from autograder import cli
 from autograder.regrade import METADATA_FILE, read_export
+from autograder.rubric import load_rubric
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_LAYERS = REPO / "solutions" / "cnn" / "layers.py"
@@ -93,8 +94,10 @@ def test_regrade_writes_scores_per_student_and_a_histogram(tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     by_sid = {row["sid"]: row for row in rows}
     assert set(by_sid) == {"1815", "1912", "1906", "3", "4"}
-    assert float(by_sid["1815"]["score"]) == 60 and by_sid["1815"]["status"] == "ok"
-    assert float(by_sid["1815"]["1.1 conv_forward"]) == 8
+    layers = {entry.number: entry for entry in load_rubric() if entry.part == "layers"}
+    assert float(by_sid["1815"]["score"]) == sum(e.points for e in layers.values())
+    assert by_sid["1815"]["status"] == "ok"
+    assert float(by_sid["1815"]["1.1 conv_forward"]) == layers["1.1"].points
     # The group submission gives both members the same row of scores.
     assert by_sid["1912"]["score"] == by_sid["1906"]["score"] == "0.0"
     assert by_sid["1912"]["submission"] == by_sid["1906"]["submission"] == "submission_1002"

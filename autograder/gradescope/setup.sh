@@ -31,7 +31,7 @@ else
     # shellcheck disable=SC2086  # a list of pip arguments
     "$VENV/bin/python" -m pip install -q $TORCH_INSTALL
 fi
-"$VENV/bin/python" -m pip install -q "numpy<3" pyyaml tqdm matplotlib
+"$VENV/bin/python" -m pip install -q "numpy<3" pyyaml tqdm matplotlib gradescope-utils==0.5.0
 chmod -R a+rX "$VENV"
 
 # Student code runs as this user (autograder/sandbox/); it owns nothing here.

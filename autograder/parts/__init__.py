@@ -39,9 +39,15 @@ class GradingContext:
     cases_dir: Path
     data_dir: str = None          # CIFAR-10 location (--data-dir), for the CNN part
     output_dir: Path = None       # where extra files (plots) may be written next to results.json
+    file_prefix: str = ""         # of those files' names: "" next to results.json, "NAME_" next to NAME.json
     rubric_path: Path = None      # the rubric file (the CNN part reads its thresholds there)
     leaderboard: list = field(default_factory=list)
     notes: list = field(default_factory=list)    # lines for the top of the results output
+    extra_data: dict = field(default_factory=dict)   # results.json's extra_data (instructors only)
+
+    def output_file(self, name):
+        """Where to write the extra file `name` of this grade (None: nowhere)."""
+        return None if self.output_dir is None else Path(self.output_dir) / f"{self.file_prefix}{name}"
 
     def run(self, job):
         """Run a sandbox Job on the submission's files."""

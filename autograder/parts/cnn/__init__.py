@@ -132,6 +132,7 @@ class ModelsGrading:
         if not result.ok:
             return None, f"{name} could not predict the test images: {error_text(result)}"
         value, problem = accuracy.score_logits(result.value, labels)
+        self.ctx.extra_data.setdefault("accuracy", {})[name] = round(value, 4)    # for regrade's CSV
         if name == "ConvNet" and self.architecture_ok.get(name):
             self.ctx.leaderboard.append({"name": LEADERBOARD_NAME, "value": round(100 * value, 2),
                                          "order": "desc"})
@@ -237,7 +238,7 @@ def _plot(ctx, runs, band):
     if not runs or ctx.output_dir is None:
         return ""
     try:
-        path = curves.plot(ctx.output_dir / curves.PLOT_NAME, runs.get("FCNet"), runs.get("ConvNet"), band)
+        path = curves.plot(ctx.output_file(curves.PLOT_NAME), runs.get("FCNet"), runs.get("ConvNet"), band)
     except Exception as exc:  # a plot is a convenience: its failure must not cost the checks
         print(f"cnn part: could not draw {curves.PLOT_NAME} in {ctx.output_dir}: "
               f"{type(exc).__name__}: {exc}", file=sys.stderr)

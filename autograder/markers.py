@@ -29,6 +29,8 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Optional
 
+from autograder.answers import ANSWER_PLACEHOLDER, ANSWER_TAG
+
 BEGIN_SOLUTION = "# BEGIN SOLUTION"
 END_SOLUTION = "# END SOLUTION"
 BEGIN_PROMPT = "# BEGIN PROMPT"
@@ -287,8 +289,8 @@ def _without_ipython_syntax(text):
 # ----------------------------------------------------------------------------
 
 SOLUTION_TAG = "solution"                 # tag of a markdown cell holding a model answer
-ANSWER_TAG = "answer"                     # its handout version: where the student answers
-ANSWER_PLACEHOLDER = "*Your answer here.*"
+# Its handout version gets ANSWER_TAG and ANSWER_PLACEHOLDER, defined in
+# autograder/answers.py (which ships, unlike this module) that finds it by the tag.
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 KEPT_CELL_METADATA = ("tags", "editable", "deletable")
 

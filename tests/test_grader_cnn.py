@@ -513,7 +513,7 @@ def test_without_a_data_set_data_checks_fail_with_directions_and_the_rest_still_
     for check in ("convnet_accuracy_1", "curves_fall"):
         output = tests[check]["output"]
         assert tests[check]["score"] == 0 and output.startswith("not run: no CIFAR-10")
-        assert "CIFAR10_DIR" in output and "--data-dir" in output and "make data" in output
+        assert "CIFAR10_DIR" in output and "--data-dir" in output and "python data.py" in output
 
 
 def test_a_data_dir_without_the_data_is_reported_not_replaced_by_another_copy(tmp_path, monkeypatch):
@@ -521,7 +521,7 @@ def test_a_data_dir_without_the_data_is_reported_not_replaced_by_another_copy(tm
     empty = tmp_path / "empty"
     empty.mkdir()
     rubric = restricted_rubric(tmp_path, {"convnet_accuracy_1"})
-    [test] = grade(REFERENCE_DIR, tmp_path, rubric, data_dir=empty)["tests"]
+    test = by_check(grade(REFERENCE_DIR, tmp_path, rubric, data_dir=empty), rubric)["convnet_accuracy_1"]
     assert test["score"] == 0 and f"CIFAR-10 not found in {empty}" in test["output"]
 
 

@@ -234,7 +234,8 @@ def test_notebook_is_stubbed_stripped_and_valid():
                                    'print(double(1))')
     assert out.cells[1].outputs == [] and out.cells[1].execution_count is None
     assert out.cells[1].metadata == {"tags": ["keep-me"]}
-    assert out.cells[2].source == markers.ANSWER_PLACEHOLDER and out.cells[2].metadata == {}
+    assert out.cells[2].source == markers.ANSWER_PLACEHOLDER
+    assert out.cells[2].metadata == {"tags": [markers.ANSWER_TAG]}, "the grader finds answers by this tag"
     assert out.cells[3].source == "answer = ..."
     assert [cell.id for cell in out.cells] == ["c0", "c1", "c2", "c3"]
     assert result.stub_messages == ["double: not implemented yet"]

@@ -82,9 +82,12 @@ class TAModule:
 
 def discover(folder=TA_CHECKS_DIR, reserved=()):
     """The TA modules of folder, each imported (in this trusted process) and
-    its checks declared-checked; reserved: test numbers the rubric uses."""
+    its checks declared-checked; reserved: test numbers the rubric uses (the
+    grader's own 0-point written-answers test keeps its number too)."""
+    from autograder.answers import TEST_NUMBER as ANSWERS_NUMBER
+
     folder = Path(folder)
-    modules, seen = [], set(reserved)
+    modules, seen = [], set(reserved) | {ANSWERS_NUMBER}
     for path in sorted(folder.glob(PATTERN)):
         module = TAModule(path)
         modules.append(module)

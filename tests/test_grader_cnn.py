@@ -184,7 +184,7 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
     assert results["score"] == sum(t["max_score"] for t in cnn_tests) == rubric_points(part="cnn")
     [entry] = results["leaderboard"]
     assert entry["name"] == "ConvNet test accuracy" and entry["order"] == "desc"
-    assert 86.0 <= entry["value"] <= 89.5          # the reference ConvNet: 88.02 % on the 5,000 images
+    assert 78.0 <= entry["value"] <= 83.0          # the reference ConvNet: 80.60 % on the 5,000 images
 
 
 @pytest.mark.slow
@@ -193,7 +193,7 @@ def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_r
     results, folder = reference_results
     outputs = {t["number"]: t["output"] for t in results["tests"]}
     first_tier = load_settings(RUBRIC_PATH)["convnet_accuracy_tiers"][0]
-    assert f"ConvNet test accuracy 88.02% reaches {first_tier:.0%} (5,000 fixed CIFAR-10 test images)" in outputs["6.1"]
+    assert f"ConvNet test accuracy 80.60% reaches {first_tier:.0%} (5,000 fixed CIFAR-10 test images)" in outputs["6.1"]
     assert "FCNet test accuracy 5" in outputs["6.4"]
     assert "final held-out loss: ConvNet 1.6" in outputs["7.2"]
     assert "held-out loss by step {0: 2.30" in outputs["7.4"]

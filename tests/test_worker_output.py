@@ -4,12 +4,8 @@ that prints heavily in every call scores and costs like a quiet one; prints to
 the student's own files, the usual sys.stdout API and the staff's console tail
 of a failed worker keep working; native writes past the file-size limit do
 not kill the worker nor break its later calls."""
-import os
 import textwrap
 from pathlib import Path
-
-import numpy as np
-import pytest
 
 from autograder.cases import CASES_DIR
 from autograder.parts import GradingContext, load_part

@@ -21,7 +21,7 @@ ANSWER_PLACEHOLDER = "*Your answer here.*"  # and gives it this text (autograder
 NOTEBOOKS = ("1_convolution_pooling.ipynb", "2_batchnorm_dropout.ipynb", "3_cifar10_training.ipynb")
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_ANSWER_CHARS = 4000
-TEST_NUMBER = "9.1"      # after the rubric's; TA checks may not take it
+TEST_NUMBER = "10.1"     # after the rubric's; TA checks may not take it
 TEST_NAME = "Written answers of the notebooks (0 points here: graded by hand by the course staff)"
 
 

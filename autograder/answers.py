@@ -52,7 +52,8 @@ def read_answers(path):
             continue
         source = _text(cell.get("source"))
         tags = (cell.get("metadata") or {}).get("tags") or []
-        if cell.get("cell_type") == "markdown" and ANSWER_TAG in tags:
+        # 'solution' marks the model answers of the course's own notebooks (make grade).
+        if cell.get("cell_type") == "markdown" and (ANSWER_TAG in tags or "solution" in tags):
             questions.append((previous.strip(), source.strip()[:MAX_ANSWER_CHARS]))
         elif cell.get("cell_type") == "markdown":
             previous = source

@@ -86,6 +86,8 @@ class Grading:
         self.notes = []
         self.submission = None
         self.leaderboard = []
+        self.extra_data = {}       # top-level extra_data: what the parts report for instructors only
+        self.extra_tests = []      # 0-point tests the parts add (e.g. a hidden integrity report)
         self.failed = False
         self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
 
@@ -103,9 +105,10 @@ class Grading:
             self.tests.append(make_test("0", "Autograder error", 0, 0, message))
 
     def results(self):
-        return make_results(sorted(self.tests, key=lambda t: [int(n) for n in t["number"].split(".")]),
+        tests = sorted(self.tests + self.extra_tests, key=lambda t: [int(n) for n in t["number"].split(".")])
+        return make_results(tests,
                             output="\n".join(self.notes), leaderboard=self.leaderboard,
-                            execution_time=time.monotonic() - self.started)
+                            execution_time=time.monotonic() - self.started, extra_data=self.extra_data)
 
     def save(self):
         try:
@@ -180,7 +183,8 @@ class Grading:
                                  data_dir=data_dir,
                                  output_dir=self.results_path.resolve().parent,
                                  rubric_path=Path(args.rubric),
-                                 leaderboard=self.leaderboard, notes=self.notes)
+                                 leaderboard=self.leaderboard, notes=self.notes,
+                                 extra_data=self.extra_data, extra_tests=self.extra_tests)
             parts = list(PARTS) if args.part == "all" else [args.part]
             if threading.current_thread() is threading.main_thread():
                 previous_handler = signal.signal(signal.SIGALRM, _watchdog)

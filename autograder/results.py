@@ -136,7 +136,7 @@ def make_test(number, name, score, max_score, output, visibility="visible", tags
             "visibility": visibility, "tags": list(tags)}
 
 
-def make_results(tests, output="", leaderboard=(), execution_time=None):
+def make_results(tests, output="", leaderboard=(), execution_time=None, extra_data=None):
     results = {"score": round(sum(test["score"] for test in tests), 2),
                "output": cut(output), "visibility": "visible", "stdout_visibility": "hidden",
                "tests": tests}
@@ -144,6 +144,8 @@ def make_results(tests, output="", leaderboard=(), execution_time=None):
         results["leaderboard"] = list(leaderboard)
     if execution_time is not None:
         results["execution_time"] = round(execution_time, 2)
+    if extra_data:
+        results["extra_data"] = dict(extra_data)
     return results
 
 

@@ -28,6 +28,8 @@ from autograder import cli, provided
 from autograder.parts import GradingContext
 from autograder.parts.cnn import CURVE_CHECKS, grade_curves
 from autograder.parts.cnn import curves as curve_checks
+from autograder.parts.cnn import evaluation
+from autograder.parts.cnn.transforms import Family
 from autograder.parts import cnn as cnn_part
 from autograder.parts.cnn.jobs import TorchMissing, error_text, new_job
 from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
@@ -177,7 +179,7 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
     assert results["score"] == 40
     [entry] = results["leaderboard"]
     assert entry["name"] == "ConvNet test accuracy" and entry["order"] == "desc"
-    assert 86.0 <= entry["value"] <= 89.5          # the reference ConvNet: 88.02 % on the 5,000 images
+    assert 86.0 <= entry["value"] <= 89.5          # the reference ConvNet: 87.00 % on the 5,000 changed images
 
 
 @pytest.mark.slow
@@ -185,7 +187,9 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
 def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_results):
     results, folder = reference_results
     outputs = {t["number"]: t["output"] for t in results["tests"]}
-    assert "ConvNet test accuracy 88.02% reaches 65% (5,000 fixed CIFAR-10 test images)" in outputs["6.1"]
+    assert ("ConvNet test accuracy 87.00% reaches 65% (5,000 fixed CIFAR-10 test images, each with a small change "
+            "that keeps its class)") in outputs["6.1"]
+    assert "87.90% on 2,000 of these images unchanged" in outputs["6.1"]
     assert "FCNet test accuracy 5" in outputs["6.4"]
     assert "final held-out loss: ConvNet 1.6" in outputs["7.2"]
     assert "held-out loss by step {0: 2.30" in outputs["7.4"]
@@ -440,11 +444,13 @@ def test_missing_oversize_and_pickled_checkpoints_in_a_graded_submission(tmp_pat
 # -- accuracy --------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_accuracy_is_scored_by_the_grader_and_an_untrained_checkpoint_fails_every_tier(tmp_path):
+def test_accuracy_is_scored_by_the_grader_and_an_untrained_checkpoint_fails_every_tier(tmp_path, monkeypatch):
     """Test labels are the reference ConvNet's own predictions on synthetic
     images: the reference checkpoint scores 100 %, an untrained ConvNet ~10 %.
     That also shows the grader keeps the labels aligned with the images it
-    shuffled."""
+    shuffled. (The images are shown unchanged here, and 100 % on them is not
+    held for review: tests/test_integrity.py covers both.)"""
+    monkeypatch.setitem(evaluation.TRANSFORMS, "ConvNet", Family())
     reference = load_models_module(REFERENCE_DIR, "accuracy_reference_models")
     convnet = reference.ConvNet()
     convnet.load_state_dict(torch.load(REFERENCE_DIR / "convnet.pt", weights_only=True))
@@ -467,6 +473,7 @@ def test_accuracy_is_scored_by_the_grader_and_an_untrained_checkpoint_fails_ever
 
     checks = {"convnet_checkpoint", "convnet_accuracy_1", "convnet_accuracy_2", "convnet_accuracy_3"}
     rubric = restricted_rubric(tmp_path, checks | {"convnet_architecture"})
+    rubric.write_text(rubric.read_text().replace("integrity_withhold: true", "integrity_withhold: false"))
     good = grade(trained, tmp_path, rubric, data_dir=data_dir)
     assert [t["score"] for t in good["tests"]] == [4, 2, 4, 4, 4]
     assert good["leaderboard"] == [{"name": "ConvNet test accuracy", "value": 100.0, "order": "desc"}]

@@ -42,6 +42,8 @@ class GradingContext:
     rubric_path: Path = None      # the rubric file (the CNN part reads its thresholds there)
     leaderboard: list = field(default_factory=list)
     notes: list = field(default_factory=list)    # lines for the top of the results output
+    extra_data: dict = field(default_factory=dict)   # results.json's top-level extra_data (instructors only)
+    extra_tests: list = field(default_factory=list)  # ready-made 0-point tests (results.make_test), e.g. hidden ones
 
     def run(self, job):
         """Run a sandbox Job on the submission's files."""

@@ -347,3 +347,24 @@ def test_the_reference_keeps_full_accuracy_marks_on_cifar10_with_no_flag(tmp_pat
     assert convnet["excess"] < 0 and fcnet["excess"] < 0
     assert results["leaderboard"][0]["value"] == round(100 * convnet["transformed_accuracy"], 2)
     assert report["protocol"]["key"] == "hidden cases"
+
+
+def test_the_same_submission_draws_the_same_images_again_and_an_edited_one_draws_afresh(tmp_path, small_test_set):
+    """The seed comes from the graded files under the hidden cases' key: a
+    second grade of the same files repeats every figure; one byte more in
+    models.py draws other images; without hidden cases the key is public."""
+    images, labels, data_dir = small_test_set
+    folder = table_submission(tmp_path / "sub", images, labels, "naive")
+    rubric = restricted_rubric(tmp_path, ACCURACY)
+    first, again = (grade(folder, tmp_path / run, rubric, data_dir=data_dir) for run in ("a", "b"))
+    assert first["extra_data"] == again["extra_data"] and first["tests"] == again["tests"]
+    assert first["extra_data"]["integrity"]["protocol"]["key"] == "hidden cases"
+    with open(folder / "models.py", "a") as handle:
+        handle.write("# one more line\n")
+    edited = grade(folder, tmp_path / "c", rubric, data_dir=data_dir)["extra_data"]["integrity"]
+    assert edited["protocol"]["draw"] != first["extra_data"]["integrity"]["protocol"]["draw"]
+    results_path = tmp_path / "d" / "results.json"
+    assert cli.main(["grade", str(folder), "--results", str(results_path), "--part", "cnn", "--rubric", str(rubric),
+                     "--data-dir", str(data_dir), "--cases-dir", str(tmp_path / "no-cases")]) == 0
+    public = json.loads(results_path.read_text())["extra_data"]["integrity"]["protocol"]
+    assert public["key"].startswith("public")

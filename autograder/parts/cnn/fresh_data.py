@@ -34,11 +34,9 @@ class FreshDataError(Exception):
 
 
 def _md5(path):
-    digest = hashlib.md5()
+    """MD5 of a file of a few MB, read whole."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.md5(handle.read()).hexdigest()
 
 
 def download(dest, url=URL, md5=MD5, timeout=TIMEOUT):

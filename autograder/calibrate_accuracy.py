@@ -106,7 +106,7 @@ def summary(spec, draws, settings):
             f"range {changed.min():.2%}-{changed.max():.2%})",
             f"  drop      {drops.mean():+.2%} (range {drops.min():+.2%} to {drops.max():+.2%})",
             f"  agreement {agreement.mean():.2%} unchanged vs changed; excess {excess.mean():+.2%} "
-            f"(flag above {settings['integrity_max_excess']:+.0%})",
+            f"(flag above {settings['integrity_max_excess']:+.1%})",
             f"  flags     {'; '.join(flags) if flags else 'none'}"]
 
 

@@ -96,21 +96,21 @@ def test_the_seed_depends_on_the_contents_of_the_graded_files_only(tmp_path):
 def test_views_pair_every_row_with_its_image_in_a_secret_order_and_differ_per_model():
     test_set = protocol.TestSet(images=images(400, seed=5), labels=np.arange(400) % 10)
     fresh = protocol.TestSet(images=images(30, seed=6), labels=np.arange(30) % 10)
-    views = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, unchanged=100)
-    again = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, unchanged=100)
+    views = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, unchanged=100, fresh_images=25)
+    again = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, unchanged=100, fresh_images=25)
     for name, view in views.items():
         changed, unchanged = view.changed, view.unchanged
         assert sorted(changed.index) == list(range(400)) and not np.array_equal(changed.index, np.arange(400))
         assert np.array_equal(changed.labels, test_set.labels[changed.index])
         assert np.array_equal(changed.images, again[name].changed.images)
         test_rows, fresh_rows = unchanged.source == TEST, unchanged.source == FRESH
-        assert test_rows.sum() == 100 and fresh_rows.sum() == 30
+        assert test_rows.sum() == 100 and fresh_rows.sum() == 25 and len(set(unchanged.index[fresh_rows])) == 25
         assert np.array_equal(unchanged.images[test_rows], test_set.images[unchanged.index[test_rows]])
         assert np.array_equal(unchanged.images[fresh_rows], fresh.images[unchanged.index[fresh_rows]])
         assert np.array_equal(unchanged.labels[fresh_rows], fresh.labels[unchanged.index[fresh_rows]])
-        assert not np.array_equal(np.flatnonzero(fresh_rows), np.arange(100, 130))      # mixed in
+        assert not np.array_equal(np.flatnonzero(fresh_rows), np.arange(100, 125))      # mixed in
     assert not np.array_equal(views["FCNet"].changed.index, views["ConvNet"].changed.index)
-    other = draw_views(test_set, 1235, ["FCNet", "ConvNet"], fresh, unchanged=100)
+    other = draw_views(test_set, 1235, ["FCNet", "ConvNet"], fresh, unchanged=100, fresh_images=25)
     assert not np.array_equal(other["ConvNet"].changed.images, views["ConvNet"].changed.images)
 
 

@@ -220,8 +220,9 @@ def test_an_honest_model_keeps_its_points_with_no_flag_and_sees_its_unchanged_ac
     assert 0.75 <= figures["clean_accuracy"] <= 0.85 and abs(figures["drop"]) <= 0.02
     tests = by_check(results, rubric)
     assert [tests[f"convnet_accuracy_{tier}"]["score"] for tier in (1, 2, 3)] == [4, 4, 4]
-    assert (f"{figures['clean_accuracy']:.2%} on 300 of these images unchanged (shown for comparison, "
-            f"not scored)") in tests["convnet_accuracy_1"]["output"]
+    assert (f"on 300 of these images: {figures['clean_accuracy']:.2%} unchanged, "
+            f"{figures['paired_transformed_accuracy']:.2%} changed (for comparison, not scored)"
+            ) in tests["convnet_accuracy_1"]["output"]
     assert results["leaderboard"] == [{"name": "ConvNet test accuracy", "order": "desc",
                                        "value": round(100 * figures["transformed_accuracy"], 2)}]
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from autograder.parts import CheckResult
 from autograder.parts.cnn import accuracy, architecture, curves, fresh_data
-from autograder.parts.cnn.evaluation import UNCHANGED_IMAGES, draw_views
+from autograder.parts.cnn.evaluation import FRESH_IMAGES, UNCHANGED_IMAGES, draw_views
 from autograder.parts.cnn.jobs import (CHECKPOINTS, MODEL_NAMES, MODELS_FILE, curves_job, error_text,
                                        models_job, require_torch)
 from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, TestSet, evaluation_steps,
@@ -154,7 +154,7 @@ class ModelsGrading:
         except fresh_data.FreshDataError as exc:
             print(f"cnn part: CIFAR-10.1 not used: {exc}", file=sys.stderr)
             return None, f"not used: {exc}"
-        return TestSet(images=images, labels=labels), f"{len(labels):,} images"
+        return TestSet(images=images, labels=labels), f"{min(len(labels), FRESH_IMAGES):,} of {len(labels):,} images"
 
     def architecture(self, name, result):
         if not result.ok:
@@ -212,8 +212,9 @@ class ModelsGrading:
                      else self.settings["fcnet_accuracy"])
         lines = [problem] if problem else []
         if "clean_accuracy" in figures:
-            lines.append(f"{figures['clean_accuracy']:.2%} on {figures['clean_images']:,} of these images "
-                         f"unchanged (shown for comparison, not scored)")
+            lines.append(f"on {figures['clean_images']:,} of these images: {figures['clean_accuracy']:.2%} "
+                         f"unchanged, {figures['paired_transformed_accuracy']:.2%} changed (for comparison, "
+                         f"not scored)")
         return accuracy.judge_tier(name, value, threshold, self.test_images, lines)
 
 

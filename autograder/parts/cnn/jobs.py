@@ -59,16 +59,17 @@ def cost_limits(settings, name):
 PREDICTION_ORDER = ("FCNet", "ConvNet")
 
 
-def _load_and_predict(job, sandbox, settings, name, images):
+def _load_and_predict(job, sandbox, name, images, limits):
     """One unit: load name's checkpoint; when images is given, predict them
-    (the worker refuses a model over the compute rule). (load step, predict step or None)."""
+    (with limits, the worker refuses a model over the compute rule). (load
+    step, predict step or None)."""
     job.new_unit()
     loaded = job.call("cnn.load_checkpoint", name, CHECKPOINTS[name], encode="out_cache",
                       timeout_scale=_scale(sandbox, "load"))
     if images is None:
         return loaded, None
-    return loaded, job.call("cnn.predict", job.ref(loaded, 1), job.array(images), cost_limits(settings, name),
-                            name, progress=True, timeout_scale=_scale(sandbox, "predict"))
+    return loaded, job.call("cnn.predict", job.ref(loaded, 1), job.array(images), limits, name, progress=True,
+                            timeout_scale=_scale(sandbox, "predict"))
 
 
 def models_job(sandbox, settings, checkpoints, views=None):
@@ -83,20 +84,21 @@ def models_job(sandbox, settings, checkpoints, views=None):
                                             timeout_scale=_scale(sandbox, "inspect"))
     for name in sorted(checkpoints, key=PREDICTION_ORDER.index):
         images = views[name].changed.images if views is not None else None
-        steps[("load", name)], predicted = _load_and_predict(job, sandbox, settings, name, images)
+        steps[("load", name)], predicted = _load_and_predict(job, sandbox, name, images, cost_limits(settings, name))
         if predicted is not None:
             steps[("predict", name)] = predicted
     return job, steps
 
 
-def unchanged_job(sandbox, settings, views):
+def unchanged_job(sandbox, views):
     """A worker process of its own, started once the changed images are
-    answered: each model of views loads again and predicts its unchanged
-    images (evaluation.Views.unchanged). Returns (job, {name: predict step})."""
+    answered: each model of views (all within the compute rule: they were
+    evaluated) loads again and predicts its unchanged images
+    (evaluation.Views.unchanged). Returns (job, {name: predict step})."""
     job = new_job("cnn unchanged images", [CHECKPOINTS[name] for name in views])
     steps = {}
     for name in sorted(views, key=PREDICTION_ORDER.index):
-        _, steps[name] = _load_and_predict(job, sandbox, settings, name, views[name].unchanged.images)
+        _, steps[name] = _load_and_predict(job, sandbox, name, views[name].unchanged.images, None)
     return job, steps
 
 

@@ -54,7 +54,7 @@ def _report(ctx, settings, views, measured, tensors, protocol):
         flags += integrity.tensor_reasons(name, text, largest)
     found = {}
     if measured:
-        job, steps = unchanged_job(ctx.sandbox, settings, {name: views[name] for name in measured})
+        job, steps = unchanged_job(ctx.sandbox, {name: views[name] for name in measured})
         outcome = ctx.run(job).results
         for name, logits in measured.items():
             result, unchanged = outcome[steps[name]], views[name].unchanged

@@ -12,6 +12,8 @@ COMMANDS = {
     "handout": ("autograder.handout", "regenerate assignments/ and dist/handout.zip from solutions/"),
     "build-cases": ("autograder.build_cases", "regenerate the grader's test cases from solutions/"),
     "calibrate-curves": ("autograder.calibrate", "retrain the reference ConvNet and write the curve band"),
+    "calibrate-accuracy": ("autograder.calibrate_accuracy",
+                           "measure what the accuracy protocol costs given checkpoints, and their integrity flags"),
     "autograder-zip": ("autograder.gradescope", "build dist/autograder.zip for Gradescope"),
     "regrade": ("autograder.regrade", "grade every submission of a Gradescope export into a CSV"),
 }

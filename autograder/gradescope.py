@@ -32,9 +32,9 @@ TEMPLATES_DIR = GRADER_DIR / "gradescope"
 DEFAULT_ZIP = REPO / "dist" / "autograder.zip"
 ROOT_SCRIPTS = ("setup.sh", "run_autograder")
 # TA-only parts of autograder/ (relative paths) that Gradescope never needs.
-EXCLUDED = ("at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py", "handout.py", "handout_checks.py",
-            "markers.py", "gradescope.py", "gradescope", "promises.py", "regrade.py", "class_results.py",
-            "report.py", "provided")
+EXCLUDED = ("at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py", "calibrate_accuracy.py",
+            "handout.py", "handout_checks.py", "markers.py", "gradescope.py", "gradescope", "promises.py",
+            "regrade.py", "class_results.py", "report.py", "provided")
 JUNK_NAMES = ("__pycache__", ".ipynb_checkpoints")
 JUNK_SUFFIXES = (".pyc", ".tmp")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)

@@ -12,13 +12,10 @@ gives as long as the worker side is deterministic. A job whose key is not
 stored (other cases, other calls, a changed helper) cannot be replayed, and
 the replay says so; so does a submission whose files changed.
 
-The grade's secret random draws (the CNN protocol's secrets.randbits: the
-order in which the test images are sent to the worker) are part of its
-outcome: they are stored with it and drawn again from the store on replay,
-so that the jobs are the same and the stored logits meet the labels in the
-same order. Only the modules in SECRET_DRAWERS see the stand-in (numpy, for
-one, draws from secrets when it is imported); if the protocol draws its order
-some other way, its jobs differ on replay and the replay says so.
+The CNN protocol's secret draws (which test images are changed how, and
+their order) come from a seed keyed by the hidden cases and the graded files
+(autograder/parts/cnn/secret.py), so a replay with the same cases sends the
+same arrays and the stored logits meet the labels in the same order.
 
 While grading, Ledger also notes the grading limits a job ran into (a call's
 time limit, the CPU, memory and file-size limits, the time budget) for the
@@ -27,12 +24,9 @@ instructors' ``extra_data`` of results.json.
 File format: one .npz (numpy, no pickle) holding ``index``, a UTF-8 JSON
 document as uint8, and arrays ``a0``, ``a1``, ... it refers to.
 """
-import contextlib
 import hashlib
-import importlib
 import json
 import os
-import secrets
 import stat
 import sys
 from pathlib import Path
@@ -42,8 +36,7 @@ import numpy as np
 from autograder.sandbox import WORKER_SCRIPT, JobOutcome, Opaque, StepResult, Unsupported
 from autograder.submission import LARGEST_FILE
 
-FORMAT = 1
-SECRET_DRAWERS = ("autograder.parts.cnn.protocol",)    # modules whose `secrets` draws are stored
+FORMAT = 2                                            # 2: no stored secrets.randbits draws
 UNTIMED_STEP_KEYS = ("timeout_scale", "progress")     # how long a call may take, not what it returns
 
 
@@ -157,13 +150,11 @@ class Store:
     """Outcomes by job key (a list per key: the same job may run twice) and
     the digests of the submission they came from."""
 
-    def __init__(self, submission=None, jobs=None, arrays=None, draws=None):
+    def __init__(self, submission=None, jobs=None, arrays=None):
         self.submission = submission or {}
         self.jobs = jobs or {}            # key -> [encoded outcome, ...]
         self.arrays = arrays or []
-        self.draws = draws or []          # [[bits, value], ...] of secrets.randbits, in order
         self.used = {}                    # key -> outcomes replayed so far
-        self.drawn = 0
 
     def add(self, key, outcome):
         self.jobs.setdefault(key, []).append(_encode_outcome(outcome, self.arrays))
@@ -179,8 +170,7 @@ class Store:
 
     def save(self, path):
         path = Path(path)
-        index = json.dumps({"format": FORMAT, "submission": self.submission, "jobs": self.jobs,
-                            "draws": self.draws}).encode()
+        index = json.dumps({"format": FORMAT, "submission": self.submission, "jobs": self.jobs}).encode()
         arrays = {f"a{i}": array for i, array in enumerate(self.arrays)}
         partial = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(partial, index=np.frombuffer(index, dtype=np.uint8), **arrays)
@@ -197,14 +187,7 @@ class Store:
             raise ReplayError(f"{path}: not a stored outcomes file ({type(exc).__name__}: {exc})") from None
         if index.get("format") != FORMAT:
             raise ReplayError(f"{path}: stored outcomes of format {index.get('format')!r}, expected {FORMAT}")
-        return cls(index["submission"], index["jobs"], arrays, index.get("draws"))
-
-    def draw(self, bits):
-        """The next stored secrets.randbits(bits) of the grade being replayed."""
-        if self.drawn >= len(self.draws) or self.draws[self.drawn][0] != bits:
-            raise ReplayError("the grade draws other secret random numbers than the stored one did")
-        self.drawn += 1
-        return self.draws[self.drawn - 1][1]
+        return cls(index["submission"], index["jobs"], arrays)
 
 
 # -- sandboxes that record, replay and watch -----------------------------------------------------
@@ -257,16 +240,6 @@ def limit_hit(result):
     return None
 
 
-class _Secrets:
-    """The secrets module as SECRET_DRAWERS see it during a stored or replayed grade."""
-
-    def __init__(self, randbits):
-        self.randbits = randbits
-
-    def __getattr__(self, name):
-        return getattr(secrets, name)
-
-
 class Ledger:
     """The sandbox a grade uses: runs jobs on `inner` (a Sandbox or a
     Replay), stores their outcomes in `store` when given, and notes the
@@ -279,43 +252,6 @@ class Ledger:
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
-
-    @contextlib.contextmanager
-    def secret_draws(self):
-        """While active, secrets.randbits is recorded into the store (or, on
-        replay, answered from it); without a store, nothing changes."""
-        replaying = isinstance(self.inner, Replay)
-        store = self.inner.store if replaying else self.store
-        if store is None:
-            yield
-            return
-        original = secrets.randbits
-
-        def recorded(bits):
-            value = original(bits)
-            store.draws.append([bits, value])
-            return value
-
-        def replayed(bits):
-            try:
-                return store.draw(bits)
-            except ReplayError as exc:
-                self.inner.problem = self.inner.problem or str(exc)
-                raise
-
-        stand_in = _Secrets(replayed if replaying else recorded)
-        patched = []
-        for name in SECRET_DRAWERS:
-            module = importlib.import_module(name)
-            if getattr(module, "secrets", None) is secrets:
-                patched.append(module)
-                module.secrets = stand_in
-        try:
-            yield
-        finally:
-            for module in patched:
-                module.secrets = secrets
-
 
     def run(self, job, submission):
         outcome = self.inner.run(job, submission)

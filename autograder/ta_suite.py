@@ -83,11 +83,13 @@ class TAModule:
 def discover(folder=TA_CHECKS_DIR, reserved=()):
     """The TA modules of folder, each imported (in this trusted process) and
     its checks declared-checked; reserved: test numbers the rubric uses (the
-    grader's own 0-point written-answers test keeps its number too)."""
+    grader's own 0-point tests, written answers and integrity report, keep
+    their numbers too)."""
     from autograder.answers import TEST_NUMBER as ANSWERS_NUMBER
+    from autograder.parts.cnn.review import TEST_NUMBER as INTEGRITY_NUMBER
 
     folder = Path(folder)
-    modules, seen = [], set(reserved) | {ANSWERS_NUMBER}
+    modules, seen = [], set(reserved) | {ANSWERS_NUMBER, INTEGRITY_NUMBER}
     for path in sorted(folder.glob(PATTERN)):
         module = TAModule(path)
         modules.append(module)

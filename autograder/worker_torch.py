@@ -26,6 +26,11 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 # at 25) and speed does not (25 is as fast as 100 on one CPU thread).
 EVAL_BATCH = 25
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+WEIGHT_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+# The only tensors a model may hold beyond its layers' weights and biases
+# (the architecture rules): the running statistics of its normalization layers.
+STATISTICS_TYPES = (nn.modules.batchnorm._NormBase,)
+STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 MAX_LISTED = 6
 
 
@@ -147,8 +152,10 @@ def inspect_model(class_name):
         "layers_text": _join(texts),
         "conv_text": _join(kinds["conv"] + kinds["other_conv"], 10),
         "foreign_text": _join(kinds["other_conv"] + kinds["other"], 10),
-        "parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        # Frozen parameters (requires_grad=False) count too: they hold values all the same.
+        "parameters": int(sum(p.numel() for p in model.parameters())),
     })
+    report.update(extra_tensors(model, class_name))
     report.update(model_cost(model))
     torch.manual_seed(0)
     x = torch.randn(2, 3, 32, 32)
@@ -162,6 +169,33 @@ def inspect_model(class_name):
         report["output_dtype"] = str(out.dtype).replace("torch.", "")
         report["output_finite"] = bool(torch.isfinite(out).all()) if out.is_floating_point() else True
     return report
+
+
+def extra_tensors(model, class_name):
+    """The tensors model holds beyond what the rules allow (the weight and bias
+    of its Conv2d, Linear and normalization layers, and its normalization
+    layers' running statistics): every other buffer, saved or not, and every
+    other parameter of those layers (parameters of other modules are the
+    weight-layer rule's). Returns their count, a line per tensor, the values
+    of the largest, and the values of the running statistics."""
+    found, statistics = [], 0
+    for module_name, module in model.named_modules():
+        owner = f"{type(module).__name__} {module_name}" if module_name else class_name
+        prefix = f"{module_name}." if module_name else ""
+        if isinstance(module, WEIGHT_TYPES + NORM_TYPES):
+            found += [(prefix + name, tensor, f"parameter of {owner}")
+                      for name, tensor in module.named_parameters(recurse=False)
+                      if name not in ("weight", "bias")]
+        for name, tensor in module.named_buffers(recurse=False):
+            if isinstance(module, STATISTICS_TYPES) and name in STATISTICS:
+                statistics += tensor.numel()
+            else:
+                saved = "" if name not in module._non_persistent_buffers_set else ", not saved"
+                found.append((prefix + name, tensor, f"buffer of {owner}{saved}"))
+    lines = [f"{name} {tuple(tensor.shape)} ({what})" for name, tensor, what in found]
+    return {"extra_tensors": len(found), "extra_tensors_text": _join(lines, MAX_LISTED),
+            "largest_extra_tensor": max((tensor.numel() for _, tensor, _ in found), default=0),
+            "norm_statistics": int(statistics)}
 
 
 # -- checkpoints ---------------------------------------------------------------------

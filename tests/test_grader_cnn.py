@@ -28,6 +28,8 @@ from autograder import cli, provided
 from autograder.parts import GradingContext
 from autograder.parts.cnn import CURVE_CHECKS, grade_curves
 from autograder.parts.cnn import curves as curve_checks
+from autograder.parts.cnn import evaluation
+from autograder.parts.cnn.transforms import Family
 from autograder.parts import cnn as cnn_part
 from autograder.parts.cnn.jobs import TorchMissing, error_text, new_job
 from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
@@ -184,7 +186,7 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
     assert results["score"] == sum(t["max_score"] for t in cnn_tests) == rubric_points(part="cnn")
     [entry] = results["leaderboard"]
     assert entry["name"] == "ConvNet test accuracy" and entry["order"] == "desc"
-    assert 78.0 <= entry["value"] <= 83.0          # the reference ConvNet: 80.60 % on the 5,000 images
+    assert 78.0 <= entry["value"] <= 83.0          # the reference ConvNet: 80.10% on the 5,000 changed images
 
 
 @pytest.mark.slow
@@ -193,7 +195,9 @@ def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_r
     results, folder = reference_results
     outputs = {t["number"]: t["output"] for t in results["tests"]}
     first_tier = load_settings(RUBRIC_PATH)["convnet_accuracy_tiers"][0]
-    assert f"ConvNet test accuracy 80.60% reaches {first_tier:.0%} (5,000 fixed CIFAR-10 test images)" in outputs["6.1"]
+    assert (f"ConvNet test accuracy 80.10% reaches {first_tier:.0%} (5,000 fixed CIFAR-10 test images, each with a "
+            "small change that keeps its class)") in outputs["6.1"]
+    assert "on 1,500 of these images: 80.73% unchanged, 79.80% changed" in outputs["6.1"]
     assert "FCNet test accuracy 5" in outputs["6.4"]
     assert "final held-out loss: ConvNet 1.6" in outputs["7.2"]
     assert "held-out loss by step {0: 2.30" in outputs["7.4"]
@@ -448,11 +452,13 @@ def test_missing_oversize_and_pickled_checkpoints_in_a_graded_submission(tmp_pat
 # -- accuracy --------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_accuracy_is_scored_by_the_grader_and_an_untrained_checkpoint_fails_every_tier(tmp_path):
+def test_accuracy_is_scored_by_the_grader_and_an_untrained_checkpoint_fails_every_tier(tmp_path, monkeypatch):
     """Test labels are the reference ConvNet's own predictions on synthetic
     images: the reference checkpoint scores 100 %, an untrained ConvNet ~10 %.
     That also shows the grader keeps the labels aligned with the images it
-    shuffled."""
+    shuffled. (The images are shown unchanged here, and 100 % on them is not
+    held for review: tests/test_integrity.py covers both.)"""
+    monkeypatch.setitem(evaluation.TRANSFORMS, "ConvNet", Family())
     reference = load_models_module(REFERENCE_DIR, "accuracy_reference_models")
     convnet = reference.ConvNet()
     convnet.load_state_dict(torch.load(REFERENCE_DIR / "convnet.pt", weights_only=True))
@@ -475,6 +481,7 @@ def test_accuracy_is_scored_by_the_grader_and_an_untrained_checkpoint_fails_ever
 
     checks = {"convnet_checkpoint", "convnet_accuracy_1", "convnet_accuracy_2", "convnet_accuracy_3"}
     rubric = restricted_rubric(tmp_path, checks | {"convnet_architecture"})
+    rubric.write_text(rubric.read_text().replace("integrity_withhold: true", "integrity_withhold: false"))
     good = grade(trained, tmp_path, rubric, data_dir=data_dir)
     assert [t["score"] for t in good["tests"]] == [t["max_score"] for t in good["tests"]]
     assert len(good["tests"]) == 5 and good["score"] == rubric_points(checks | {"convnet_architecture"})

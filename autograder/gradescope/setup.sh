@@ -9,6 +9,8 @@
 #                             index, e.g. the path of a torch==2.13.0 wheel
 #   AUTOGRADER_CIFAR10_FROM   a local cifar-10-batches-py folder (or its parent) to copy
 #                             instead of downloading the official archive
+#   AUTOGRADER_CIFAR10_1      "skip": no CIFAR-10.1; a folder: copy its two .npy files from there
+#                             (MD5-checked all the same) instead of downloading them
 set -euo pipefail
 
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,6 +18,7 @@ VENV=/opt/autograder-venv          # must stay readable by the student user (it 
 WORKER_USER=student
 TORCH_INSTALL="${AUTOGRADER_TORCH_INSTALL:-}"
 CIFAR10_FROM="${AUTOGRADER_CIFAR10_FROM:-}"
+CIFAR10_1="${AUTOGRADER_CIFAR10_1:-}"
 
 # The harness uses the system python3 (3.10): leave it alone, grade from a venv.
 export DEBIAN_FRONTEND=noninteractive
@@ -51,6 +54,16 @@ else
     fi
     mkdir -p "$SOURCE/data/cifar-10-batches-py"
     cp "$CIFAR10_FROM"/* "$SOURCE/data/cifar-10-batches-py/"
+fi
+
+# CIFAR-10.1 v6 (2,000 new test images with their labels, MD5-checked): optional. The grader
+# reports accuracy on them to the course staff when it finds them beside CIFAR-10; a failed
+# download only leaves them out.
+if [ "$CIFAR10_1" = skip ]; then
+    echo "setup.sh: AUTOGRADER_CIFAR10_1=skip: no CIFAR-10.1" >&2
+elif ! "$VENV/bin/python" "$SOURCE/autograder/parts/cnn/fresh_data.py" "$SOURCE/data" ${CIFAR10_1:+"$CIFAR10_1"}; then
+    rm -rf "$SOURCE/data/cifar-10.1"
+    echo "setup.sh: CIFAR-10.1 could not be fetched; the grader goes on without it" >&2
 fi
 
 # The grader, the hidden cases and the data (test labels!) are root's only.

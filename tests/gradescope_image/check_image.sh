@@ -152,7 +152,7 @@ fi
 # 3. setup.sh, as root, once.
 echo "== setup.sh (AUTOGRADER_TORCH_INSTALL=$TORCH_INSTALL, CIFAR-10 copied from $CIFAR10)"
 start=$(now)
-in_image "${pip_env[@]}" AUTOGRADER_TORCH_INSTALL="$TORCH_INSTALL" AUTOGRADER_CIFAR10_FROM=/mnt/cifar10 \
+in_image "${pip_env[@]}" AUTOGRADER_TORCH_INSTALL="$TORCH_INSTALL" AUTOGRADER_CIFAR10_FROM=/mnt/cifar10 AUTOGRADER_CIFAR10_1=skip \
     bash -c 'cd /autograder/source && bash ./setup.sh' 2>&1 | tee "$CACHE/setup.log" \
     || fail "setup.sh failed (log: $CACHE/setup.log)"
 setup_time="$(elapsed "$start" "$(now)") s"

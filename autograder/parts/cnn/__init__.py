@@ -1,25 +1,33 @@
 """The CNN part: grades the PyTorch half of a submission (models.py,
 convnet.pt, fcnet.pt) without importing it.
 
-Two worker jobs (autograder/worker_torch.py runs their steps): the first
+Three worker jobs (autograder/worker_torch.py runs their steps): the first
 inspects both classes, loads each checkpoint strictly and predicts the
-fixed half of the test set (protocol.TEST_IMAGES), sent in an order only
-the grader knows (it keeps the labels and scores the logits itself), unless
-a model breaks the compute rule; the second trains fresh FCNet() and
-ConvNet() with the provided training loop on a fixed subset for the curve
-checks, and returns their logits on held-out images whose labels, again,
-only the grader has (the curve checks score the held-out loss it computes).
-Accuracy and curve points need the architecture rules met, so a
-rule-breaking model cannot buy points with size.
+fixed half of the test set (protocol.TEST_IMAGES), each image changed in a
+way that keeps its class and drawn in secret per submission
+(evaluation.py), in an order only the grader knows (it keeps the labels and
+scores the logits itself), unless a model breaks the compute rule; the
+second, in a process of its own, predicts unchanged images for the
+integrity report (review.py, instructors only, no score); the third trains
+fresh FCNet() and ConvNet() with the provided training loop on a fixed
+subset for the curve checks, and returns their logits on held-out images
+whose labels, again, only the grader has (the curve checks score the
+held-out loss it computes). Accuracy and curve points need the architecture
+rules met, so a rule-breaking model cannot buy points with size.
 """
 import sys
 
+import numpy as np
+
 from autograder.parts import CheckResult
-from autograder.parts.cnn import accuracy, architecture, curves
+from autograder.parts.cnn import accuracy, architecture, curves, fresh_data
+from autograder.parts.cnn.evaluation import FRESH_IMAGES, UNCHANGED_IMAGES, draw_views
 from autograder.parts.cnn.jobs import (CHECKPOINTS, MODEL_NAMES, MODELS_FILE, curves_job, error_text,
                                        models_job, require_torch)
-from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, evaluation_steps,
+from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, TestSet, evaluation_steps,
                                            load_curve_subset, load_test_set)
+from autograder.parts.cnn.review import review
+from autograder.parts.cnn.secret import grading_key, submission_seed
 from autograder.parts.cnn.settings import load_settings
 
 TITLE = "PyTorch models"
@@ -43,6 +51,10 @@ ACCURACY_CHECKS = {**{f"convnet_accuracy_{tier}": ("ConvNet", tier - 1) for tier
                    "fcnet_accuracy": ("FCNet", None)}
 CURVE_CHECKS = ("curves_fall", "curve_convnet_below_fcnet", "curve_convnet_area", "curve_convnet_band")
 LEADERBOARD_NAME = "ConvNet test accuracy"
+# What a model whose accuracy waits for the staff is told (review.py, integrity.WITHHOLDING): no figures.
+WITHHELD = ("not scored yet: the course staff will look at this checkpoint's test accuracy before it counts "
+            "(the autograder could not confirm it by itself). If the model and its training are your own "
+            "work, there is nothing to change.")
 
 
 def grade(ctx, check_ids):
@@ -73,31 +85,76 @@ class ModelsGrading:
         self.check_ids = check_ids
         self.architecture_ok = {}
         self.unbuilt = {}     # model -> why Model() could not be built and run (not a rule broken)
+        self.test_images = 0
+        self.protocol = {}
 
     def run(self):
         ctx, submission = self.ctx, self.ctx.submission
-        test_set, data_problem = None, None
+        present = [name for name in MODEL_NAMES if CHECKPOINTS[name] in submission.files]
+        views, data_problem = None, None
         if any(check in self.check_ids for check in ACCURACY_CHECKS):
             try:
-                test_set = load_test_set(ctx.data_dir)
+                views = self.draw(present)
             except DataUnavailable as exc:
                 data_problem = str(exc)
-        self.test_images = len(test_set.labels) if test_set is not None else 0
-        present = [name for name in MODEL_NAMES if CHECKPOINTS[name] in submission.files]
-        job, steps = models_job(ctx.sandbox, self.settings, present, test_set.images if test_set else None)
+        job, steps = models_job(ctx.sandbox, self.settings, present, views)
         outcome = ctx.run(job).results
-        results = {}
+        results, scored, measured, tensors = {}, {}, {}, {}
         for name in MODEL_NAMES:
-            results[f"{name.lower()}_architecture"] = self.architecture(name, outcome[steps[("inspect", name)]])
+            inspected = outcome[steps[("inspect", name)]]
+            results[f"{name.lower()}_architecture"] = self.architecture(name, inspected)
+            inspection = architecture.readable(inspected.value) if inspected.ok else None
+            if inspection is not None:
+                tensors[name] = (inspection["extra_tensors_text"], inspection["largest_extra_tensor"])
             checkpoint, loaded = self.checkpoint(name, outcome.get(steps.get(("load", name))))
             results[f"{name.lower()}_checkpoint"] = checkpoint
             score = None
-            if loaded and test_set is not None:
-                score = self.accuracy(name, outcome[steps[("predict", name)]], test_set.labels)
-            for check, (model, tier) in ACCURACY_CHECKS.items():
-                if model == name:
-                    results[check] = self.tier_result(name, tier, checkpoint, loaded, score, data_problem)
+            if loaded and views is not None:
+                predicted = outcome[steps[("predict", name)]]
+                score = self.accuracy(name, predicted, views[name].changed.labels)
+                if self.architecture_ok.get(name) and _logits(predicted, self.test_images):
+                    measured[name] = predicted.value
+            scored[name] = (checkpoint, loaded, score)
+        report = review(ctx, self.settings, views, measured, tensors, self.protocol) if views else None
+        found, withheld = (report or {}).get("models", {}), set((report or {}).get("withheld", ()))
+        for check, (name, tier) in ACCURACY_CHECKS.items():
+            checkpoint, loaded, score = scored[name]
+            results[check] = (CheckResult(0.0, WITHHELD) if name in withheld else
+                              self.tier_result(name, tier, checkpoint, loaded, score, data_problem,
+                                               found.get(name, {})))
+        if "ConvNet" in measured and "ConvNet" not in withheld:
+            ctx.leaderboard.append({"name": LEADERBOARD_NAME, "value": round(100 * scored["ConvNet"][2][0], 2),
+                                    "order": "desc"})
         return results
+
+    def draw(self, present):
+        """{name: evaluation.Views} of the present checkpoints, drawn from the
+        submission's secret seed; sets self.test_images and self.protocol."""
+        test_set = load_test_set(self.ctx.data_dir)
+        fresh, fresh_note = self.fresh_set()
+        key, secret = grading_key(self.ctx.cases_dir)
+        files = {name: path for name, path in self.ctx.submission.files.items() if name in FILES}
+        seed = submission_seed(key, files)
+        views = draw_views(test_set, seed, present, fresh)
+        self.test_images = len(test_set.labels)
+        self.protocol = {"transformed_images": self.test_images,
+                         "clean_images": min(len(test_set.labels), UNCHANGED_IMAGES),
+                         "cifar10_1": fresh_note,
+                         "key": "hidden cases" if secret else "public (no hidden cases: the draws are not secret)",
+                         "draw": f"{seed:032x}"[:12]}
+        return views
+
+    def fresh_set(self):
+        """(CIFAR-10.1 as a TestSet, or None; a note saying which)."""
+        folder = fresh_data.find(self.ctx.data_dir)
+        if folder is None:
+            return None, "not available (setup.sh downloads it on Gradescope)"
+        try:
+            images, labels = fresh_data.load(folder)
+        except fresh_data.FreshDataError as exc:
+            print(f"cnn part: CIFAR-10.1 not used: {exc}", file=sys.stderr)
+            return None, f"not used: {exc}"
+        return TestSet(images=images, labels=labels), f"{min(len(labels), FRESH_IMAGES):,} of {len(labels):,} images"
 
     def architecture(self, name, result):
         if not result.ok:
@@ -132,13 +189,11 @@ class ModelsGrading:
         if not result.ok:
             return None, f"{name} could not predict the test images: {error_text(result)}"
         value, problem = accuracy.score_logits(result.value, labels)
-        self.ctx.extra_data.setdefault("accuracy", {})[name] = round(value, 4)    # for regrade's CSV
-        if name == "ConvNet" and self.architecture_ok.get(name):
-            self.ctx.leaderboard.append({"name": LEADERBOARD_NAME, "value": round(100 * value, 2),
-                                         "order": "desc"})
+        # For regrade's CSV and report: the scored accuracy, on the changed images.
+        self.ctx.extra_data.setdefault("accuracy", {})[name] = round(value, 4)
         return value, problem
 
-    def tier_result(self, name, tier, checkpoint, loaded, score, data_problem):
+    def tier_result(self, name, tier, checkpoint, loaded, score, data_problem, figures):
         if data_problem:
             return CheckResult(0.0, "not run: no CIFAR-10 test set for the accuracy checks",
                                [data_problem])
@@ -158,7 +213,17 @@ class ModelsGrading:
             return CheckResult(0.0, lines[0], lines[1:])
         threshold = (self.settings["convnet_accuracy_tiers"][tier] if tier is not None
                      else self.settings["fcnet_accuracy"])
-        return accuracy.judge_tier(name, value, threshold, self.test_images, [problem] if problem else [])
+        lines = [problem] if problem else []
+        if "clean_accuracy" in figures:
+            lines.append(f"on {figures['clean_images']:,} of these images: {figures['clean_accuracy']:.2%} "
+                         f"unchanged, {figures['paired_transformed_accuracy']:.2%} changed (for comparison, "
+                         f"not scored)")
+        return accuracy.judge_tier(name, value, threshold, self.test_images, lines)
+
+
+def _logits(result, count):
+    """Whether a predict step returned logits for all count images."""
+    return result.ok and isinstance(result.value, np.ndarray) and result.value.shape == (count, 10)
 
 
 def grade_curves(ctx, settings, architecture_ok, protocol=CURVE_PROTOCOL, band_path=curves.BAND_PATH,

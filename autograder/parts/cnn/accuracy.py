@@ -1,5 +1,6 @@
 """Test-set accuracy of the checkpoints, scored in the grader from the
-logits the worker returns (the labels never leave the grader)."""
+logits the worker returns (the labels never leave the grader), on test
+images each changed in a way that keeps its class (evaluation.py)."""
 import numpy as np
 
 from autograder.parts import CheckResult
@@ -20,9 +21,10 @@ def score_logits(logits, labels):
 
 
 def judge_tier(name, accuracy, threshold, images, extra_lines=()):
-    """The tier check of one model: accuracy measured on `images` test images."""
+    """The tier check of one model: accuracy measured on `images` changed test images."""
     passed = accuracy >= threshold
     verdict = "reaches" if passed else "is below"
     return CheckResult(1.0 if passed else 0.0,
                        f"{name} test accuracy {accuracy:.2%} {verdict} {threshold:.0%} "
-                       f"({images:,} fixed CIFAR-10 test images)", list(extra_lines))
+                       f"({images:,} fixed CIFAR-10 test images, each with a small change that keeps "
+                       f"its class)", list(extra_lines))

@@ -2,8 +2,13 @@
 from autograder.parts import CheckResult
 
 INPUT = "(N, 3, 32, 32) float32"
-COUNTS = ("conv", "linear", "norm", "other_conv", "other", "parameters", "multiply_adds", "activations")
-TEXTS = ("layers_text", "conv_text", "foreign_text")
+COUNTS = ("conv", "linear", "norm", "other_conv", "other", "parameters", "multiply_adds", "activations",
+          "extra_tensors", "largest_extra_tensor", "norm_statistics")
+TEXTS = ("layers_text", "conv_text", "foreign_text", "extra_tensors_text")
+ALLOWED_TENSORS = ("Beyond the weight and bias of its layers, a model may hold only the running statistics of "
+                   "its normalization layers (running_mean, running_var, num_batches_tracked): keep "
+                   "constants out of the model's state (a Python number or tuple, or a tensor made in "
+                   "forward on the input's device) and register no other buffers or parameters.")
 
 
 def readable(report):
@@ -49,6 +54,7 @@ def judge(name, report, settings):
             problems.append("FCNet has no nn.Linear layer")
     if report["parameters"] > budget:
         problems.append(f"{name} has {report['parameters']:,} parameters; the limit is {budget:,}")
+    problems += _tensor_problems(name, report, settings)
     problems += _compute_problems(name, report, settings)
     output = _output_problem(name, report)
     if output:
@@ -90,6 +96,21 @@ def _compute_problems(name, report, settings):
         problems.append(f"{name}: {amount(report['activations'])} activation values per image (every "
                         f"tensor a forward pass creates); the limit is {amount(limit)} (wide layers at "
                         f"full resolution create the most: pool earlier or use fewer channels there)")
+    return problems
+
+
+def _tensor_problems(name, report, settings):
+    """State-dict hygiene: no tensor beyond the allowed ones, and running
+    statistics within max_norm_statistics values."""
+    problems = []
+    if report["extra_tensors"]:
+        problems.append(f"{name} holds {report['extra_tensors']} tensor{'s' if report['extra_tensors'] > 1 else ''} "
+                        f"the architecture rules do not allow: {_inline(report['extra_tensors_text'])}. "
+                        + ALLOWED_TENSORS)
+    limit = settings["max_norm_statistics"]
+    if report["norm_statistics"] > limit:
+        problems.append(f"{name}'s normalization layers hold {report['norm_statistics']:,} running-statistic "
+                        f"values; the limit is {limit:,}")
     return problems
 
 

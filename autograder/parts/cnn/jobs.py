@@ -52,26 +52,53 @@ def cost_limits(settings, name):
             "activations": settings[f"{prefix}_max_activations"]}
 
 
-def models_job(sandbox, settings, checkpoints, test_images):
-    """Inspect both classes, load each present checkpoint and, when
-    test_images is given, predict them (the worker refuses to predict with a
-    model over the compute rule). Returns (job, step ids by purpose)."""
+# The order in which models predict in one worker: an FCNet that looked up what
+# the ConvNet had answered for the same images in the same process would borrow
+# its accuracy; going first, it has nothing to look up (and each model's images
+# are drawn apart anyway, evaluation.draw_views).
+PREDICTION_ORDER = ("FCNet", "ConvNet")
+
+
+def _load_and_predict(job, sandbox, name, images, limits):
+    """One unit: load name's checkpoint; when images is given, predict them
+    (with limits, the worker refuses a model over the compute rule). (load
+    step, predict step or None)."""
+    job.new_unit()
+    loaded = job.call("cnn.load_checkpoint", name, CHECKPOINTS[name], encode="out_cache",
+                      timeout_scale=_scale(sandbox, "load"))
+    if images is None:
+        return loaded, None
+    return loaded, job.call("cnn.predict", job.ref(loaded, 1), job.array(images), limits, name, progress=True,
+                            timeout_scale=_scale(sandbox, "predict"))
+
+
+def models_job(sandbox, settings, checkpoints, views=None):
+    """Inspect both classes, load each present checkpoint and, when views
+    ({name: evaluation.Views}) is given, predict its changed test images.
+    Returns (job, step ids by purpose)."""
     job = new_job("cnn models", [CHECKPOINTS[name] for name in checkpoints])
     steps = {}
     for name in MODEL_NAMES:
         job.new_unit()
         steps[("inspect", name)] = job.call("cnn.inspect_model", name,
                                             timeout_scale=_scale(sandbox, "inspect"))
-    images = job.array(test_images) if test_images is not None else None
-    for name in checkpoints:
-        job.new_unit()
-        loaded = job.call("cnn.load_checkpoint", name, CHECKPOINTS[name], encode="out_cache",
-                          timeout_scale=_scale(sandbox, "load"))
-        steps[("load", name)] = loaded
-        if images is not None:
-            steps[("predict", name)] = job.call("cnn.predict", job.ref(loaded, 1), images,
-                                                cost_limits(settings, name), name, progress=True,
-                                                timeout_scale=_scale(sandbox, "predict"))
+    for name in sorted(checkpoints, key=PREDICTION_ORDER.index):
+        images = views[name].changed.images if views is not None else None
+        steps[("load", name)], predicted = _load_and_predict(job, sandbox, name, images, cost_limits(settings, name))
+        if predicted is not None:
+            steps[("predict", name)] = predicted
+    return job, steps
+
+
+def unchanged_job(sandbox, views):
+    """A worker process of its own, started once the changed images are
+    answered: each model of views (all within the compute rule: they were
+    evaluated) loads again and predicts its unchanged images
+    (evaluation.Views.unchanged). Returns (job, {name: predict step})."""
+    job = new_job("cnn unchanged images", [CHECKPOINTS[name] for name in views])
+    steps = {}
+    for name in sorted(views, key=PREDICTION_ORDER.index):
+        _, steps[name] = _load_and_predict(job, sandbox, name, views[name].unchanged.images, None)
     return job, steps
 
 

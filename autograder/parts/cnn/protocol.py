@@ -7,7 +7,6 @@ the grader refuses a band calibrated with another protocol.
 """
 import math
 import os
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,22 +78,21 @@ def _data_module_and_folder(data_dir):
 
 @dataclass
 class TestSet:
-    images: np.ndarray            # uint8 (TEST_IMAGES, 3, 32, 32), in a secret order
+    images: np.ndarray            # uint8 (TEST_IMAGES, 3, 32, 32), in test-set order
     labels: np.ndarray            # int64, same order; never leaves the grader
 
 
 def load_test_set(data_dir, size=TEST_IMAGES):
     """The fixed TEST_IMAGES-image subset of the CIFAR-10 test set (the same
-    images on every run), shuffled with an order drawn from the OS's
-    randomness (only this process knows it; accuracy does not depend on it)."""
+    images on every run). What each model is shown of it, and in which order,
+    is drawn in secret per submission (evaluation.draw_views)."""
     data, folder = _data_module_and_folder(data_dir)
     try:
         images, labels = data.load_batch(os.path.join(folder, data.TEST_FILE))
     except data.DatasetError as exc:
         raise DataUnavailable(str(exc)) from None
     chosen = np.sort(np.random.default_rng(TEST_SUBSET_SEED).permutation(len(labels))[:size])
-    order = chosen[np.random.default_rng(secrets.randbits(128)).permutation(len(chosen))]
-    return TestSet(images=np.ascontiguousarray(images[order]), labels=labels[order])
+    return TestSet(images=np.ascontiguousarray(images[chosen]), labels=labels[chosen])
 
 
 def load_curve_subset(data_dir, protocol=CURVE_PROTOCOL):

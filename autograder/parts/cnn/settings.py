@@ -5,7 +5,13 @@ high]), convnet_max_parameters, fcnet_max_parameters, convnet_max_multiply_adds,
 fcnet_max_multiply_adds, convnet_max_activations, fcnet_max_activations (the
 compute rule: per image, one forward pass), curve_fall (how much
 held-out losses must drop), curve_margin (ConvNet's final held-out loss below FCNet's
-by at least this)."""
+by at least this), max_norm_statistics (values a model may hold in the running
+statistics of its normalization layers, its only tensors beyond its layers'
+parameters), and the integrity report's flags (integrity.py): integrity_max_drop,
+integrity_max_excess, integrity_max_accuracy, integrity_max_fresh_drop (accuracies
+as fractions), integrity_withhold (a model raising one of the flags honest
+networks never raise earns no accuracy points until reviewed) and integrity_test
+(also report it as a hidden 0-point test)."""
 from pathlib import Path
 
 import yaml
@@ -26,6 +32,16 @@ DEFAULTS = {
     "fcnet_max_activations": 200_000,
     "curve_fall": 0.1,
     "curve_margin": 0.1,
+    # State-dict hygiene: beyond its layers' parameters a model holds only the
+    # running statistics of its normalization layers, at most this many values.
+    "max_norm_statistics": 65_536,
+    # The integrity report (instructors only, never a score): see integrity.py.
+    "integrity_max_drop": 0.06,
+    "integrity_max_excess": 0.015,
+    "integrity_max_accuracy": 0.96,
+    "integrity_max_fresh_drop": 0.20,
+    "integrity_withhold": True,
+    "integrity_test": False,
 }
 
 
@@ -55,12 +71,20 @@ def load_settings(rubric_path):
             and 1 <= layers[0] <= layers[1]):
         raise SettingsError(f"{where}: convnet_weight_layers must be [low, high], got {layers!r}")
     for key in ("convnet_max_parameters", "fcnet_max_parameters", "convnet_max_multiply_adds",
-                "fcnet_max_multiply_adds", "convnet_max_activations", "fcnet_max_activations"):
+                "fcnet_max_multiply_adds", "convnet_max_activations", "fcnet_max_activations",
+                "max_norm_statistics"):
         if not isinstance(settings[key], int) or settings[key] <= 0:
             raise SettingsError(f"{where}: {key} must be a positive integer, got {settings[key]!r}")
     for key in ("curve_fall", "curve_margin"):
         if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)) or settings[key] < 0:
             raise SettingsError(f"{where}: {key} must be a number >= 0, got {settings[key]!r}")
+    for key in ("integrity_max_drop", "integrity_max_excess", "integrity_max_accuracy",
+                "integrity_max_fresh_drop"):
+        if not _fraction(settings[key]):
+            raise SettingsError(f"{where}: {key} must be an accuracy in (0, 1], got {settings[key]!r}")
+    for key in ("integrity_withhold", "integrity_test"):
+        if not isinstance(settings[key], bool):
+            raise SettingsError(f"{where}: {key} must be true or false, got {settings[key]!r}")
     return settings
 
 

@@ -1,0 +1,172 @@
+"""The integrity report, for the course staff only (results.json's top-level
+``extra_data.integrity``, the grader's console, and optionally a hidden
+0-point test): whether a checkpoint's accuracy looks bought with the public
+test labels rather than learned. It never changes a score.
+
+A network that learned CIFAR-10 answers a test image and its slightly
+changed copy (evaluation.TRANSFORMS) alike, right or wrong, and loses a
+point or two on the changed copies. A network that answers from a copy of
+the test set (a table of images or of their features, beside its layers or
+inside one) knows each original image exactly and its changed copies only
+as far as its matching reaches: it is right on the originals far more often
+than it agrees with itself across the change. The report flags, per model (the limits are rubric settings, cnn: integrity_*):
+
+- drop: clean accuracy minus changed accuracy on the same images above
+  ``integrity_max_drop``;
+- excess: clean accuracy minus the clean-vs-changed agreement above
+  ``integrity_max_excess`` (honest networks agree with themselves more often
+  than they are right, so theirs is negative);
+- implausible: clean or changed accuracy at or above
+  ``integrity_max_accuracy``, beyond what networks within the rules reach;
+- fresh: clean accuracy minus accuracy on CIFAR-10.1 (new images no table of
+  the public test set holds; when the grader has them) above
+  ``integrity_max_fresh_drop``, where published models lose 3-15 points;
+- tensors: a tensor the architecture rules do not allow, large enough to
+  hold a table (TABLE_VALUES values or more).
+
+drop, implausible and fresh are far from anything an honest network shows
+(README, "The accuracy protocol", has the measured margins): with the rubric's
+integrity_withhold, a model raising one of them earns no accuracy points and
+no leaderboard entry until the staff have looked (its feedback says so, and
+nothing more). excess, which a network that answers at random at test time
+(a functional dropout left on) can raise too, only flags.
+"""
+import numpy as np
+
+from autograder.parts.cnn.evaluation import FRESH, TEST
+
+TABLE_VALUES = 10_000
+WITHHOLDING = ("drop", "implausible", "fresh")
+
+
+def predictions(logits):
+    """argmax per row; -1 where the row is not finite (never right, never agreeing)."""
+    finite = np.all(np.isfinite(logits), axis=1)
+    answers = np.argmax(np.where(np.isfinite(logits), logits, -np.inf), axis=1)
+    return np.where(finite, answers, -1)
+
+
+def figures(changed_logits, changed, unchanged_logits=None, unchanged=None):
+    """The figures of one model: changed/clean/paired accuracy, agreement,
+    fresh accuracy (each with its image count). Views: evaluation.View."""
+    said = predictions(changed_logits)
+    out = {"transformed_accuracy": _mean(said == changed.labels), "transformed_images": len(said)}
+    if unchanged_logits is None:
+        return out
+    clean = predictions(unchanged_logits)
+    test = unchanged.source == TEST
+    if test.any():
+        where = np.empty(int(changed.index.max()) + 1, dtype=np.int64)
+        where[changed.index] = np.arange(len(changed.index))
+        paired = said[where[unchanged.index[test]]]
+        right = clean[test] == unchanged.labels[test]
+        out.update({
+            "clean_accuracy": _mean(right),
+            "clean_images": int(test.sum()),
+            "paired_transformed_accuracy": _mean(paired == unchanged.labels[test]),
+            "agreement": _mean((clean[test] == paired) & (paired >= 0)),
+        })
+        out["drop"] = round(out["clean_accuracy"] - out["paired_transformed_accuracy"], 4)
+        out["excess"] = round(out["clean_accuracy"] - out["agreement"], 4)
+    fresh = unchanged.source == FRESH
+    if fresh.any():
+        out["fresh_accuracy"] = _mean(clean[fresh] == unchanged.labels[fresh])
+        out["fresh_images"] = int(fresh.sum())
+    return out
+
+
+def _mean(flags):
+    return round(float(np.mean(flags)), 4) if len(flags) else 0.0
+
+
+def flags(found, settings):
+    """Which flags a model's figures raise: a subset of drop, excess, implausible, fresh."""
+    out = []
+    clean = found.get("clean_accuracy")
+    if clean is not None and found["drop"] > settings["integrity_max_drop"]:
+        out.append("drop")
+    if clean is not None and found["excess"] > settings["integrity_max_excess"]:
+        out.append("excess")
+    if max(found.get("clean_accuracy", 0.0), found["transformed_accuracy"]) >= settings["integrity_max_accuracy"]:
+        out.append("implausible")
+    fresh = found.get("fresh_accuracy")
+    if clean is not None and fresh is not None and clean - fresh > settings["integrity_max_fresh_drop"]:
+        out.append("fresh")
+    return out
+
+
+def withheld(found, settings):
+    """Whether a model's accuracy waits for the staff (integrity_withhold and a WITHHOLDING flag)."""
+    return settings["integrity_withhold"] and any(kind in WITHHOLDING for kind in flags(found, settings))
+
+
+def reasons(name, found, settings):
+    """Why model `name` is flagged, one sentence per flag (none: not flagged)."""
+    texts = {
+        "drop": lambda: (f"{found['clean_accuracy']:.1%} right on {found['clean_images']:,} unchanged test "
+                         f"images but {found['paired_transformed_accuracy']:.1%} on their changed copies (a "
+                         f"drop of {found['drop']:.1%}; honest networks lose 1-3 points, the limit is "
+                         f"{settings['integrity_max_drop']:.0%})"),
+        "excess": lambda: (f"right on {found['clean_accuracy']:.1%} of the unchanged images but answers them "
+                           f"and their changed copies alike on only {found['agreement']:.1%} (honest networks "
+                           f"agree with themselves more often than they are right; the limit is "
+                           f"{settings['integrity_max_excess']:.1%} the other way)"),
+        "implausible": lambda: (f"{max(found.get('clean_accuracy', 0.0), found['transformed_accuracy']):.1%} "
+                                f"right on the test images, at or above "
+                                f"{settings['integrity_max_accuracy']:.0%}, beyond what networks within the "
+                                f"rules reach"),
+        "fresh": lambda: (f"{found['clean_accuracy']:.1%} on the CIFAR-10 test images but "
+                          f"{found['fresh_accuracy']:.1%} on {found['fresh_images']:,} CIFAR-10.1 images "
+                          f"(published models lose 3-15 points; the limit is "
+                          f"{settings['integrity_max_fresh_drop']:.0%})"),
+    }
+    return [f"{name}: {texts[kind]()}" for kind in flags(found, settings)]
+
+
+def tensor_reasons(name, text, largest):
+    """A flag reason when model `name` holds a tensor the rules do not allow
+    that is large enough for a table (TABLE_VALUES values or more)."""
+    if largest < TABLE_VALUES:
+        return []
+    return [f"{name} holds tensors beyond what the architecture rules allow, the largest with "
+            f"{largest:,} values: {'; '.join(text.splitlines())}"]
+
+
+def report(models, found_reasons, protocol, withheld_models=()):
+    """extra_data['integrity']: {flagged, reasons, clean_accuracy,
+    transformed_accuracy (the ConvNet's, when measured), withheld (models
+    whose accuracy points wait for the staff), models: {name: figures},
+    protocol}."""
+    out = {"flagged": bool(found_reasons), "reasons": list(found_reasons)}
+    convnet = models.get("ConvNet", {})
+    for key in ("clean_accuracy", "transformed_accuracy"):
+        if key in convnet:
+            out[key] = convnet[key]
+    out["withheld"] = list(withheld_models)
+    out["models"] = models
+    out["protocol"] = protocol
+    return out
+
+
+def describe(integrity):
+    """The report as text lines (console and the hidden test's output)."""
+    lines = [f"FLAGGED for review: {len(integrity['reasons'])} reason(s)" if integrity["flagged"]
+             else "not flagged"]
+    lines += [f"  - {reason}" for reason in integrity["reasons"]]
+    if integrity.get("withheld"):
+        lines.append(f"  accuracy points and leaderboard entry withheld until reviewed: "
+                     f"{', '.join(integrity['withheld'])} (rubric cnn.integrity_withhold)")
+    for name, found in integrity["models"].items():
+        parts = [f"changed {found['transformed_accuracy']:.2%} ({found['transformed_images']:,} images)"]
+        if "clean_accuracy" in found:
+            parts.append(f"unchanged {found['clean_accuracy']:.2%} ({found['clean_images']:,}), same images "
+                         f"changed {found['paired_transformed_accuracy']:.2%}, agreement {found['agreement']:.2%}")
+        if "fresh_accuracy" in found:
+            parts.append(f"CIFAR-10.1 {found['fresh_accuracy']:.2%} ({found['fresh_images']:,})")
+        if "error" in found:
+            parts.append(found["error"])
+        lines.append(f"  {name}: " + "; ".join(parts))
+    protocol = integrity.get("protocol", {})
+    if protocol:
+        lines.append("  " + ", ".join(f"{key}: {value}" for key, value in protocol.items()))
+    return lines

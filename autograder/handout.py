@@ -42,7 +42,8 @@ NEVER_SHIPPED = ("*.pt", "*_curve.json", "*.png", "*.tmp", "data", "__pycache__"
 KEPT_ON_REBUILD = (f"{ASSIGNMENT}/data",)
 
 # autograder/ -> the zip: everything except these TA-only parts (paths relative to autograder/).
-GRADER_EXCLUDED = ("cases/hidden", "at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py", "gradescope",
+GRADER_EXCLUDED = ("cases/hidden", "at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py",
+                   "calibrate_accuracy.py", "gradescope",
                    "class_results.py", "gradescope.py", "handout.py", "handout_checks.py", "markers.py",
                    "promises.py", "regrade.py", "report.py")
 # Never copied from anywhere, never compared (names of files or folders).

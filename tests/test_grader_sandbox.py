@@ -14,6 +14,7 @@ import pytest
 from autograder import sandbox
 from autograder.sandbox import clock, confine, runner
 from autograder.sandbox import Job, Opaque, Sandbox, Unsupported
+from autograder.sandbox.confine import SHARED_WRITABLE
 
 REFERENCE_LAYERS = os.path.join(os.path.dirname(__file__), "..", "solutions", "cnn", "layers.py")
 
@@ -325,6 +326,43 @@ def test_grader_files_and_closed_folders_are_hidden_from_the_worker(tmp_path):
     # The grader's own view is untouched.
     assert (REPO / "solutions" / "cnn" / "layers.py").is_file()
     assert all(os.path.exists(path) for path in outside)
+
+
+@with_mount_namespace
+def test_no_worker_can_leave_files_for_a_later_one(tmp_path):
+    """Every folder any user may write to and that outlives a worker (the
+    temporary folder, /var/tmp, /dev/shm, ...) is an empty read-only folder
+    to the worker: one job cannot pass anything to the next (e.g. the
+    integrity report's worker reading what the scored one saw)."""
+    shared = [folder for folder in (tempfile.gettempdir(),) + SHARED_WRITABLE if os.path.isdir(folder)]
+    assert "/dev/shm" in shared and "/var/tmp" in shared
+    planted = Path("/var/tmp") / "left-by-the-grader"
+    planted.write_text("a file a worker must not see")
+    try:
+        code = f"""
+            import os
+            def probe():
+                found = {{}}
+                for folder in {shared!r}:
+                    # (the job's own folder, holding its working directory, is bound back there)
+                    own = os.path.join(folder, os.path.relpath(os.getcwd(), folder).split(os.sep)[0])
+                    found["list " + folder] = [name for name in os.listdir(folder)
+                                               if os.path.join(folder, name) != own]
+                    try:
+                        with open(os.path.join(folder, "left-by-a-worker"), "w") as handle:
+                            handle.write("answers")
+                        found["write " + folder] = "WROTE"
+                    except OSError as exc:
+                        found["write " + folder] = type(exc).__name__
+                return found
+        """
+        first, second = (run_one(Sandbox(), tmp_path, code) for _ in range(2))
+    finally:
+        planted.unlink()
+    for seen in (first, second):
+        for folder in shared:
+            assert seen["list " + folder] == [] and seen["write " + folder] != "WROTE", (folder, seen)
+            assert not os.path.exists(os.path.join(folder, "left-by-a-worker"))
 
 
 @with_mount_namespace

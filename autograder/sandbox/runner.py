@@ -20,7 +20,7 @@ import numpy as np
 
 from autograder.sandbox import confine
 from autograder.sandbox.clock import CallClock
-from autograder.sandbox.confine import (AUTO, GRADER_TREE, JOB_TOKEN_VARIABLE, PACKAGE, Limits,
+from autograder.sandbox.confine import (AUTO, GRADER_TREE, JOB_TOKEN_VARIABLE, PACKAGE, SHARED_WRITABLE, Limits,
                                         become_subreaper, confine_worker, interpreter_folders,
                                         kill_tagged_processes, network_isolation, plan_mounts, reap,
                                         worker_identity)
@@ -57,7 +57,9 @@ class Sandbox:
         become_subreaper()
         self.warnings = []                # isolation this machine could not give, for the log
         # The temporary folder too: other jobs' folders live there (regrade --jobs N).
-        self.hidden = tuple(GRADER_TREE) + (tempfile.gettempdir(),) + tuple(str(path) for path in hidden)
+        shared = tuple(folder for folder in SHARED_WRITABLE if os.path.isdir(folder))
+        self.hidden = (tuple(GRADER_TREE) + (tempfile.gettempdir(),) + shared
+                       + tuple(str(path) for path in hidden))
         self.folders = None               # interpreter_folders(python) when workers get a mount namespace
         if self.identity is not None:
             self._use_mount_namespace()

@@ -154,8 +154,38 @@ def lost_to_clock(results):
     return lost
 
 
-def boxed_grade(submission, cpu, memory_mb, timeout):
-    """Grade submission in a fresh box; (BoxResult, score text, [checks lost to the clock], stderr tail)."""
+# The grade as run_autograder runs it, except that fresh_data accepts the
+# stand-in CIFAR-10.1 files (their MD5s, argv[1]) in place of the published ones.
+STAND_IN_GRADE = ("import json, sys; from autograder.parts.cnn import fresh_data; "
+                  "fresh_data.MD5.update(json.loads(sys.argv[1])); from autograder import cli; "
+                  "sys.exit(cli.main(['grade'] + sys.argv[2:]))")
+
+
+def stand_in_data_dir(folder, cifar10_dir):
+    """A data folder laid out as on Gradescope when setup.sh could fetch
+    CIFAR-10.1 (which cannot be downloaded here): cifar10_dir linked as
+    cifar-10-batches-py and, beside it, 2,000 CIFAR-10 training images in
+    CIFAR-10.1's published format, so that a boxed grade pays for the fresh
+    images as it would there. Returns {file name: MD5} of the stand-ins."""
+    import numpy as np
+
+    from autograder import provided
+    from autograder.parts.cnn import fresh_data
+
+    folder = Path(folder)
+    (folder / fresh_data.BATCHES_FOLDER).symlink_to(Path(cifar10_dir).resolve(), target_is_directory=True)
+    images, labels = provided.load_data_module().load_batch(str(Path(cifar10_dir) / "data_batch_1"))
+    fresh = folder / fresh_data.FOLDER
+    fresh.mkdir()
+    np.save(fresh / fresh_data.IMAGES_FILE, np.ascontiguousarray(images[:2000].transpose(0, 2, 3, 1)))
+    np.save(fresh / fresh_data.LABELS_FILE, labels[:2000].astype(np.int64))
+    return {name: fresh_data._md5(fresh / name) for name in (fresh_data.IMAGES_FILE, fresh_data.LABELS_FILE)}
+
+
+def boxed_grade(submission, cpu, memory_mb, timeout, data_dir, stand_in_md5):
+    """Grade submission in a fresh box with the data of data_dir (stand-in
+    CIFAR-10.1 included); (BoxResult, score text, [checks lost to the clock],
+    stderr tail, whether CIFAR-10.1 was used)."""
     import json
 
     from autograder.box import run_in_box
@@ -164,19 +194,21 @@ def boxed_grade(submission, cpu, memory_mb, timeout):
         results_path = Path(scratch) / "results.json"
         errors_path = Path(scratch) / "stderr.txt"
         with open(errors_path, "wb") as errors:
-            result = run_in_box([sys.executable, "-m", "autograder", "grade", str(submission),
-                                 "--results", str(results_path)],
+            result = run_in_box([sys.executable, "-c", STAND_IN_GRADE, json.dumps(stand_in_md5), str(submission),
+                                 "--results", str(results_path), "--data-dir", str(data_dir)],
                                 cpu=cpu, memory_mb=memory_mb, timeout=timeout, cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=errors)
         tail = errors_path.read_text(errors="replace")[-2000:]
         try:
             results = json.loads(results_path.read_text())
         except (OSError, ValueError):
-            return result, "no results.json", [], tail
+            return result, "no results.json", [], tail, False
     score = results.get("score")
     total = sum(float(test.get("max_score", 0)) for test in results.get("tests", []))
     score_text = f"{float(score):.1f}/{total:.0f}" if isinstance(score, (int, float)) else "no score"
-    return result, score_text, lost_to_clock(results), tail
+    models = results.get("extra_data", {}).get("integrity", {}).get("models", {})
+    fresh = bool(models) and all("fresh_accuracy" in figures for figures in models.values())
+    return result, score_text, lost_to_clock(results), tail, fresh
 
 
 def box_runs(args):
@@ -191,8 +223,19 @@ def box_runs(args):
     if reason:
         print(f"  no box: {reason}")
         return
+    from autograder import provided
+
+    data = provided.load_data_module()
+    try:
+        cifar10_dir = data.find_cifar10()
+    except data.DatasetError as exc:
+        print(f"  no box runs: {exc}")
+        return
     settings = load_settings(RUBRIC_PATH)
-    with tempfile.TemporaryDirectory() as limits_dir:
+    with tempfile.TemporaryDirectory() as limits_dir, tempfile.TemporaryDirectory() as data_dir:
+        stand_in_md5 = stand_in_data_dir(data_dir, cifar10_dir)
+        print("  the data as on Gradescope when setup.sh could fetch CIFAR-10.1: CIFAR-10 and, standing in "
+              "for CIFAR-10.1, 2,000 of its training images in that format")
         measured = write_at_limits_submission(limits_dir, settings)
         print("  at-limits submission (measured as the grader does / the rubric's limit):")
         for name, prefix in (("ConvNet", "convnet"), ("FCNet", "fcnet")):
@@ -202,10 +245,12 @@ def box_runs(args):
         print(f"  {'submission':<11} {'wall s':>7} {'CPU s':>7} {'peak MB':>8} {'anon MB':>8} {'OOM kills':>9} "
               f"{'score':>10}  lost to the clock")
         for label, submission in (("reference", REPO / "solutions" / "cnn"), ("at-limits", limits_dir)):
-            result, score, lost, tail = boxed_grade(submission, args.box_cpu, args.box_memory_mb,
-                                                    args.box_timeout)
+            result, score, lost, tail, fresh = boxed_grade(submission, args.box_cpu, args.box_memory_mb,
+                                                           args.box_timeout, data_dir, stand_in_md5)
             note = "" if result.status == 0 else f"  (grading exited with status {result.status}" + (
                 ", killed at the timeout)" if result.timed_out else ")")
+            if not fresh:
+                note += "  (CIFAR-10.1 stand-in not used)"
             print(f"  {label:<11} {result.wall:7.1f} {result.cpu:7.1f} {result.peak_bytes / MB:8.0f} "
                   f"{result.peak_anon_bytes / MB:8.0f} {result.oom_kills:9d} {score:>10}  "
                   f"{', '.join(lost) or 'none'}{note}")

@@ -3,6 +3,7 @@ reading of results and autograder/box.py's cgroup box."""
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from autograder import at_limits, bench, box
@@ -133,3 +134,22 @@ def test_box_kills_everything_at_the_timeout_and_is_removed():
         directories = list(made.dirs.values())
         assert all(directory.is_dir() for directory in directories)
     assert not any(directory.exists() for directory in directories)
+
+
+def test_the_boxed_grades_data_has_a_stand_in_cifar10_1_the_grader_finds_and_loads(tmp_path):
+    """The bench's box runs pay for CIFAR-10.1 as Gradescope's grades do:
+    2,000 training images in its published format beside the CIFAR-10 in use,
+    loaded by fresh_data once their own MD5s stand in for the published ones."""
+    from test_grader_cnn import synthetic_cifar
+
+    from autograder.parts.cnn import fresh_data
+
+    cifar10_dir = synthetic_cifar(tmp_path / "cifar", train_per_batch=2000) / "cifar-10-batches-py"
+    (tmp_path / "data").mkdir()
+    md5 = bench.stand_in_data_dir(tmp_path / "data", cifar10_dir)
+    folder = fresh_data.find(str(tmp_path / "data"))
+    assert folder == str(tmp_path / "data" / fresh_data.FOLDER)
+    with pytest.raises(fresh_data.FreshDataError, match="MD5"):
+        fresh_data.load(folder)                    # not the published files
+    images, labels = fresh_data.load(folder, md5=md5)
+    assert images.shape == (2000, 3, 32, 32) and images.dtype == np.uint8 and labels.shape == (2000,)

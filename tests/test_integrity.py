@@ -161,7 +161,8 @@ def test_a_table_hidden_in_weight_layers_earns_no_accuracy_points_and_is_flagged
     rubric = restricted_rubric(tmp_path, ACCURACY)
     results = grade(folder, tmp_path, rubric, data_dir=data_dir)
     tests = by_check(results, rubric)
-    assert tests["convnet_architecture"]["score"] == 4, tests["convnet_architecture"]["output"]
+    architecture = tests["convnet_architecture"]
+    assert architecture["score"] == architecture["max_score"] > 0, architecture["output"]
     for tier in (1, 2, 3):
         assert tests[f"convnet_accuracy_{tier}"]["score"] == 0
         assert tests[f"convnet_accuracy_{tier}"]["output"] == WITHHELD
@@ -219,7 +220,8 @@ def test_an_honest_model_keeps_its_points_with_no_flag_and_sees_its_unchanged_ac
     figures = report["models"]["ConvNet"]
     assert 0.75 <= figures["clean_accuracy"] <= 0.85 and abs(figures["drop"]) <= 0.02
     tests = by_check(results, rubric)
-    assert [tests[f"convnet_accuracy_{tier}"]["score"] for tier in (1, 2, 3)] == [4, 4, 4]
+    tiers = [tests[f"convnet_accuracy_{tier}"] for tier in (1, 2, 3)]
+    assert [test["score"] for test in tiers] == [test["max_score"] for test in tiers]
     assert (f"on 300 of these images: {figures['clean_accuracy']:.2%} unchanged, "
             f"{figures['paired_transformed_accuracy']:.2%} changed (for comparison, not scored)"
             ) in tests["convnet_accuracy_1"]["output"]
@@ -323,7 +325,8 @@ def test_a_table_of_the_public_test_set_earns_nothing_on_cifar10(tmp_path, cifar
     rubric = restricted_rubric(tmp_path, ACCURACY)
     results = grade_real(folder, tmp_path, rubric, cifar10_dir)
     tests = by_check(results, rubric)
-    assert tests["convnet_architecture"]["score"] == (0 if beside else 4), tests["convnet_architecture"]["output"]
+    architecture_points = 0 if beside else rubric_points({"convnet_architecture"})
+    assert tests["convnet_architecture"]["score"] == architecture_points, tests["convnet_architecture"]["output"]
     assert all(tests[f"convnet_accuracy_{tier}"]["score"] == 0 for tier in (1, 2, 3))
     assert "leaderboard" not in results
     report = integrity_of(results)

@@ -3,7 +3,8 @@ what the accuracy protocol costs given checkpoints, and where they stand
 against the integrity flags. Each checkpoint predicts the fixed test subset
 unchanged and then under N independent draws of the grader's changes
 (evaluation.TRANSFORMS of its class), in the grader's own worker; the command prints,
-per checkpoint, the unchanged accuracy, the changed accuracy over the draws
+per checkpoint, the unchanged accuracy (and on 1,000 images of each training
+batch), the changed accuracy over the draws
 (mean, spread, range), the drop, the clean-vs-changed agreement and the
 integrity flags it would raise, and then the unchanged accuracy each
 accuracy tier then asks of such a model.
@@ -21,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from autograder.parts.cnn import integrity
-from autograder.parts.cnn.evaluation import TEST, TRANSFORMS, View
+from autograder.parts.cnn.evaluation import TEST, TRAIN, TRANSFORMS, View
 from autograder.parts.cnn.jobs import MODEL_NAMES, cost_limits, error_text, new_job
-from autograder.parts.cnn.protocol import STARTUP_SECONDS, load_test_set
+from autograder.parts.cnn.protocol import STARTUP_SECONDS, TRAIN_BATCHES, load_test_set, load_train_batch
 from autograder.parts.cnn.settings import load_settings
 from autograder.parts.cnn.transforms import transform
 from autograder.rubric import RUBRIC_PATH
@@ -31,6 +32,7 @@ from autograder.sandbox import Sandbox
 
 REFERENCE_MODELS = Path(__file__).resolve().parent.parent / "solutions" / "cnn" / "models.py"
 DRAWS = 5
+TRAINING_PER_BATCH = 1000         # training images per batch file, predicted unchanged
 
 
 def add_arguments(parser):
@@ -58,7 +60,15 @@ def measure(specs, models_file, draws, settings, data_dir=None, sandbox=None):
     test_set = load_test_set(data_dir)
     labels, count = test_set.labels, len(test_set.labels)
     index = np.arange(count)
-    unchanged = View(test_set.images, labels, np.full(count, TEST), index)
+    # Unchanged: the test subset, then TRAINING_PER_BATCH images of each training batch.
+    batches = [batch for batch in (load_train_batch(data_dir, number) for number in range(1, TRAIN_BATCHES + 1))
+               if batch is not None]
+    train_images = [batch.images[:TRAINING_PER_BATCH] for batch in batches]
+    train_labels = [batch.labels[:TRAINING_PER_BATCH] for batch in batches]
+    trained = sum(len(part) for part in train_labels)
+    unchanged = View(np.concatenate([test_set.images] + train_images), np.concatenate([labels] + train_labels),
+                     np.concatenate([np.full(count, TEST), np.full(trained, TRAIN)]),
+                     np.concatenate([index, np.arange(trained)]))
     families = sorted({name for name, _ in specs})
     changed = {name: [View(transform(test_set.images, np.random.default_rng(np.random.SeedSequence(draw)),
                                      TRANSFORMS[name]), labels, np.full(count, TEST), index)
@@ -98,16 +108,21 @@ def summary(spec, draws, settings):
     agreement = np.array([found["agreement"] for found in draws])
     excess = np.array([found["excess"] for found in draws])
     raised = {kind: sum(kind in integrity.flags(found, settings) for found in draws)
-              for kind in ("drop", "excess", "implausible")}
+              for kind in ("drop", "excess", "implausible", "seen")}
     flags = [f"{kind} in {count} of {len(draws)} draws" for kind, count in raised.items() if count]
-    return [f"{spec[0]}={spec[1]}",
-            f"  unchanged {first['clean_accuracy']:.2%} on {first['clean_images']:,} images",
-            f"  changed   {changed.mean():.2%} mean over {len(draws)} draws (sd {changed.std(ddof=1) if len(draws) > 1 else 0:.2%}, "
-            f"range {changed.min():.2%}-{changed.max():.2%})",
-            f"  drop      {drops.mean():+.2%} (range {drops.min():+.2%} to {drops.max():+.2%})",
-            f"  agreement {agreement.mean():.2%} unchanged vs changed; excess {excess.mean():+.2%} "
-            f"(flag above {settings['integrity_max_excess']:+.1%})",
-            f"  flags     {'; '.join(flags) if flags else 'none'}"]
+    lines = [f"{spec[0]}={spec[1]}",
+             f"  unchanged {first['clean_accuracy']:.2%} on {first['clean_images']:,} images",
+             f"  changed   {changed.mean():.2%} mean over {len(draws)} draws "
+             f"(sd {changed.std(ddof=1) if len(draws) > 1 else 0:.2%}, range {changed.min():.2%}-{changed.max():.2%})",
+             f"  drop      {drops.mean():+.2%} (range {drops.min():+.2%} to {drops.max():+.2%})",
+             f"  agreement {agreement.mean():.2%} unchanged vs changed; excess {excess.mean():+.2%} "
+             f"(flag above {settings['integrity_max_excess']:+.1%})",
+             f"  flags     {'; '.join(flags) if flags else 'none'}"]
+    if "train_accuracy" in first:
+        lines.insert(2, f"  training  {first['train_accuracy']:.2%} on {first['train_images']:,} training images: the "
+                        f"test images {first['clean_accuracy'] - first['train_accuracy']:+.2%} above (flag above "
+                        f"{settings['integrity_max_test_over_train']:+.0%})")
+    return lines
 
 
 def run(args):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from autograder.parts.cnn import fresh_data, integrity, protocol
-from autograder.parts.cnn.evaluation import FRESH, TEST, TRANSFORMS, View, draw_views
+from autograder.parts.cnn.evaluation import FRESH, TEST, TRAIN, TRANSFORMS, View, draw_views
 from autograder.parts.cnn.secret import PUBLIC_KEY, grading_key, submission_seed
 from autograder.parts.cnn.settings import DEFAULTS
 from autograder.parts.cnn.transforms import Family, transform
@@ -96,8 +96,10 @@ def test_the_seed_depends_on_the_contents_of_the_graded_files_only(tmp_path):
 def test_views_pair_every_row_with_its_image_in_a_secret_order_and_differ_per_model():
     test_set = protocol.TestSet(images=images(400, seed=5), labels=np.arange(400) % 10)
     fresh = protocol.TestSet(images=images(30, seed=6), labels=np.arange(30) % 10)
-    views = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, unchanged=100, fresh_images=25)
-    again = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, unchanged=100, fresh_images=25)
+    train = protocol.TestSet(images=images(50, seed=7), labels=np.arange(50) % 10)
+    sizes = dict(unchanged=100, fresh_images=25, train_images=40)
+    views = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, train, **sizes)
+    again = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, train, **sizes)
     for name, view in views.items():
         changed, unchanged = view.changed, view.unchanged
         assert sorted(changed.index) == list(range(400)) and not np.array_equal(changed.index, np.arange(400))
@@ -109,8 +111,13 @@ def test_views_pair_every_row_with_its_image_in_a_secret_order_and_differ_per_mo
         assert np.array_equal(unchanged.images[fresh_rows], fresh.images[unchanged.index[fresh_rows]])
         assert np.array_equal(unchanged.labels[fresh_rows], fresh.labels[unchanged.index[fresh_rows]])
         assert not np.array_equal(np.flatnonzero(fresh_rows), np.arange(100, 125))      # mixed in
+        train_rows = unchanged.source == TRAIN
+        assert train_rows.sum() == 40 and len(set(unchanged.index[train_rows])) == 40
+        assert np.array_equal(unchanged.images[train_rows], train.images[unchanged.index[train_rows]])
+        assert np.array_equal(unchanged.labels[train_rows], train.labels[unchanged.index[train_rows]])
+        assert np.array_equal(unchanged.images, again[name].unchanged.images)
     assert not np.array_equal(views["FCNet"].changed.index, views["ConvNet"].changed.index)
-    other = draw_views(test_set, 1235, ["FCNet", "ConvNet"], fresh, unchanged=100, fresh_images=25)
+    other = draw_views(test_set, 1235, ["FCNet", "ConvNet"], fresh, train, **sizes)
     assert not np.array_equal(other["ConvNet"].changed.images, views["ConvNet"].changed.images)
 
 
@@ -153,6 +160,34 @@ def test_an_honest_looking_model_is_not_flagged_and_a_table_is():
     assert not integrity.withheld(found, dict(DEFAULTS, integrity_withhold=False))
     reasons = integrity.reasons("ConvNet", found, DEFAULTS)
     assert reasons[0].startswith("ConvNet: 100.0% right on 500 unchanged test images but ")
+
+
+def test_a_model_right_on_the_test_images_more_often_than_on_training_images_is_flagged():
+    """Trained on the test set instead of the training set: better on the
+    test images than on training ones, which no network that learned from
+    the training set is. Consistent under the changes, so no other flag."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 10, 1000)
+    test_rows, train_labels = np.arange(0, 1000, 2), rng.integers(0, 10, 400)
+    changed, _ = paired_views(labels, test_rows)
+    unchanged = View(np.zeros((900, 3, 32, 32), np.uint8), np.concatenate([labels[test_rows], train_labels]),
+                     np.concatenate([np.full(500, TEST), np.full(400, TRAIN)]),
+                     np.concatenate([test_rows, np.arange(400)]))
+
+    def figures(test_right, train_right):
+        answers = np.where(rng.random(1000) < test_right, labels, (labels + 1) % 10)
+        on_train = np.where(rng.random(400) < train_right, train_labels, (train_labels + 1) % 10)
+        return integrity.figures(logits_for(answers[changed.index]), changed,
+                                 logits_for(np.concatenate([answers[test_rows], on_train])), unchanged)
+
+    honest = figures(0.80, 0.84)
+    assert honest["train_images"] == 400 and integrity.flags(honest, DEFAULTS) == []
+    test_trained = figures(0.90, 0.78)
+    assert 0.08 < test_trained["clean_accuracy"] - test_trained["train_accuracy"] < 0.16
+    assert integrity.flags(test_trained, DEFAULTS) == ["seen"] and integrity.withheld(test_trained, DEFAULTS)
+    [reason] = integrity.reasons("ConvNet", test_trained, DEFAULTS)
+    assert f"{test_trained['train_accuracy']:.1%} on 400 training images" in reason
+    assert "training images" in "\n".join(integrity.describe(integrity.report({"ConvNet": test_trained}, [reason], {})))
 
 
 def test_non_finite_logits_neither_count_as_right_nor_agree():

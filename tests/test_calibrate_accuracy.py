@@ -12,12 +12,13 @@ def test_calibration_reports_each_checkpoint_over_the_draws_and_the_tiers_it_imp
     torch.manual_seed(0)
     torch.save(models.ConvNet().state_dict(), folder / "convnet.pt")
     torch.save(models.FCNet().state_dict(), folder / "fcnet.pt")
-    data_dir = synthetic_cifar(tmp_path / "data")
+    data_dir = synthetic_cifar(tmp_path / "data", train_per_batch=30)
     status = cli.main(["calibrate-accuracy", f"ConvNet={folder / 'convnet.pt'}", f"FCNet={folder / 'fcnet.pt'}",
                        "--models", str(folder / "models.py"), "--draws", "2", "--data-dir", str(data_dir)])
     assert status == 0
     out = capsys.readouterr().out
     assert out.count("  unchanged ") == 2 and "on 200 images" in out
+    assert out.count("on 150 training images: the test images ") == 2          # 30 of each of 5 batches
     assert "mean over 2 draws (sd " in out and "drop      " in out and "agreement " in out
     assert "  tiers     65% changed ~ " in out and "  tiers     45% changed ~ " in out
 

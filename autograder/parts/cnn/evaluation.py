@@ -5,11 +5,13 @@
   each with its own small change that keeps its class (transforms.py). The
   accuracy here is the one scored and put on the leaderboard: a copy of the
   public test set kept in the checkpoint finds no image it knows exactly.
-- ``unchanged``: UNCHANGED_IMAGES of those images as they are, plus the
-  fresh CIFAR-10.1 images when the grader has them, predicted later in
-  another worker process. Only the integrity report (integrity.py) uses
-  them: the clean accuracy, how often the model answers an image and its
-  changed copy alike, and the accuracy on images no table can hold.
+- ``unchanged``: UNCHANGED_IMAGES of those images as they are, TRAIN_IMAGES
+  training images, plus the fresh CIFAR-10.1 images when the grader has
+  them, all mixed, predicted later in another worker process. Only the
+  integrity report (integrity.py) uses them: the clean accuracy, how often
+  the model answers an image and its changed copy alike, whether it does
+  better on test images than on training images (a model that learned from
+  the training set never does), and the accuracy on images no table can hold.
 
 Each model gets draws of its own, and every view comes in an order only
 the grader knows; labels never leave the grader.
@@ -35,7 +37,11 @@ TRANSFORMS = {"ConvNet": Family(shift=2, **COLOUR), "FCNet": Family(shift=0, **C
 # "Measured figures").
 UNCHANGED_IMAGES = 1500
 FRESH_IMAGES = 1000
-TEST, FRESH = 0, 1                # sources of a row: the CIFAR-10 test subset, CIFAR-10.1
+# Training images (from one training batch file the seed picks): honest
+# models are at least as right on them as on test images; 1,000 put the
+# standard error of the gap near 1.6 points against a 6-point limit.
+TRAIN_IMAGES = 1000
+TEST, FRESH, TRAIN = 0, 1, 2      # sources of a row: the CIFAR-10 test subset, CIFAR-10.1, training images
 
 
 @dataclass
@@ -52,11 +58,11 @@ class Views:
     unchanged: View
 
 
-def draw_views(test_set, seed, names, fresh=None, families=TRANSFORMS, unchanged=UNCHANGED_IMAGES,
-               fresh_images=FRESH_IMAGES):
+def draw_views(test_set, seed, names, fresh=None, train=None, families=TRANSFORMS, unchanged=UNCHANGED_IMAGES,
+               fresh_images=FRESH_IMAGES, train_images=TRAIN_IMAGES):
     """{name: Views} for each model name, each from its own stream of seed and
-    changed by families[name]. test_set and fresh: objects with .images and
-    .labels (fresh may be None)."""
+    changed by families[name]. test_set, fresh and train: objects with
+    .images and .labels (fresh and train may be None)."""
     streams = np.random.SeedSequence(seed).spawn(len(names))
     views = {}
     for name, stream in zip(names, streams):
@@ -69,6 +75,8 @@ def draw_views(test_set, seed, names, fresh=None, families=TRANSFORMS, unchanged
         sources = [(TEST, test_set, chosen)]
         if fresh is not None:
             sources.append((FRESH, fresh, _permutation(rng, len(fresh.labels))[:fresh_images]))
+        if train is not None:
+            sources.append((TRAIN, train, _permutation(rng, len(train.labels))[:train_images]))
         source = np.concatenate([np.full(len(rows), kind) for kind, _, rows in sources])
         index = np.concatenate([rows for _, _, rows in sources])
         mixed = _permutation(rng, len(index))

@@ -21,10 +21,14 @@ than it agrees with itself across the change. The report flags, per model (the l
 - fresh: clean accuracy minus accuracy on CIFAR-10.1 (new images no table of
   the public test set holds; when the grader has them) above
   ``integrity_max_fresh_drop``, where published models lose 3-15 points;
+- seen: clean accuracy minus accuracy on training images above
+  ``integrity_max_test_over_train``: a network that learned from the
+  training set does at least as well on it as on the test set; one that
+  learned from the test set (trained on it instead) does better there;
 - tensors: a tensor the architecture rules do not allow, large enough to
   hold a table (TABLE_VALUES values or more).
 
-drop, implausible and fresh are far from anything an honest network shows
+drop, implausible, fresh and seen are far from anything an honest network shows
 (README, "The accuracy protocol", has the measured margins): with the rubric's
 integrity_withhold, a model raising one of them earns no accuracy points and
 no leaderboard entry until the staff have looked (its feedback says so, and
@@ -33,10 +37,10 @@ nothing more). excess, which a network that answers at random at test time
 """
 import numpy as np
 
-from autograder.parts.cnn.evaluation import FRESH, TEST
+from autograder.parts.cnn.evaluation import FRESH, TEST, TRAIN
 
 TABLE_VALUES = 10_000
-WITHHOLDING = ("drop", "implausible", "fresh")
+WITHHOLDING = ("drop", "implausible", "fresh", "seen")
 
 
 def predictions(logits):
@@ -68,10 +72,11 @@ def figures(changed_logits, changed, unchanged_logits=None, unchanged=None):
         })
         out["drop"] = round(out["clean_accuracy"] - out["paired_transformed_accuracy"], 4)
         out["excess"] = round(out["clean_accuracy"] - out["agreement"], 4)
-    fresh = unchanged.source == FRESH
-    if fresh.any():
-        out["fresh_accuracy"] = _mean(clean[fresh] == unchanged.labels[fresh])
-        out["fresh_images"] = int(fresh.sum())
+    for kind, key in ((FRESH, "fresh"), (TRAIN, "train")):
+        rows = unchanged.source == kind
+        if rows.any():
+            out[f"{key}_accuracy"] = _mean(clean[rows] == unchanged.labels[rows])
+            out[f"{key}_images"] = int(rows.sum())
     return out
 
 
@@ -80,7 +85,7 @@ def _mean(flags):
 
 
 def flags(found, settings):
-    """Which flags a model's figures raise: a subset of drop, excess, implausible, fresh."""
+    """Which flags a model's figures raise: a subset of drop, excess, implausible, fresh, seen."""
     out = []
     clean = found.get("clean_accuracy")
     if clean is not None and found["drop"] > settings["integrity_max_drop"]:
@@ -92,6 +97,9 @@ def flags(found, settings):
     fresh = found.get("fresh_accuracy")
     if clean is not None and fresh is not None and clean - fresh > settings["integrity_max_fresh_drop"]:
         out.append("fresh")
+    train = found.get("train_accuracy")
+    if clean is not None and train is not None and clean - train > settings["integrity_max_test_over_train"]:
+        out.append("seen")
     return out
 
 
@@ -119,6 +127,11 @@ def reasons(name, found, settings):
                           f"{found['fresh_accuracy']:.1%} on {found['fresh_images']:,} CIFAR-10.1 images "
                           f"(published models lose 3-15 points; the limit is "
                           f"{settings['integrity_max_fresh_drop']:.0%})"),
+        "seen": lambda: (f"{found['clean_accuracy']:.1%} on the CIFAR-10 test images but "
+                         f"{found['train_accuracy']:.1%} on {found['train_images']:,} training images (a network "
+                         f"that learned from the training set does at least as well there; trained on the test "
+                         f"set? the limit is {settings['integrity_max_test_over_train']:.0%} more on the test "
+                         f"images)"),
     }
     return [f"{name}: {texts[kind]()}" for kind in flags(found, settings)]
 
@@ -161,6 +174,8 @@ def describe(integrity):
         if "clean_accuracy" in found:
             parts.append(f"unchanged {found['clean_accuracy']:.2%} ({found['clean_images']:,}), same images "
                          f"changed {found['paired_transformed_accuracy']:.2%}, agreement {found['agreement']:.2%}")
+        if "train_accuracy" in found:
+            parts.append(f"training images {found['train_accuracy']:.2%} ({found['train_images']:,})")
         if "fresh_accuracy" in found:
             parts.append(f"CIFAR-10.1 {found['fresh_accuracy']:.2%} ({found['fresh_images']:,})")
         if "error" in found:

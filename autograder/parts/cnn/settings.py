@@ -8,8 +8,8 @@ held-out losses must drop), curve_margin (ConvNet's final held-out loss below FC
 by at least this), max_norm_statistics (values a model may hold in the running
 statistics of its normalization layers, its only tensors beyond its layers'
 parameters), and the integrity report's flags (integrity.py): integrity_max_drop,
-integrity_max_excess, integrity_max_accuracy, integrity_max_fresh_drop (accuracies
-as fractions), integrity_withhold (a model raising one of the flags honest
+integrity_max_excess, integrity_max_accuracy, integrity_max_fresh_drop,
+integrity_max_test_over_train (accuracies as fractions), integrity_withhold (a model raising one of the flags honest
 networks never raise earns no accuracy points until reviewed) and integrity_test
 (also report it as a hidden 0-point test)."""
 from pathlib import Path
@@ -40,6 +40,7 @@ DEFAULTS = {
     "integrity_max_excess": 0.015,
     "integrity_max_accuracy": 0.96,
     "integrity_max_fresh_drop": 0.20,
+    "integrity_max_test_over_train": 0.06,
     "integrity_withhold": True,
     "integrity_test": False,
 }
@@ -79,7 +80,7 @@ def load_settings(rubric_path):
         if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)) or settings[key] < 0:
             raise SettingsError(f"{where}: {key} must be a number >= 0, got {settings[key]!r}")
     for key in ("integrity_max_drop", "integrity_max_excess", "integrity_max_accuracy",
-                "integrity_max_fresh_drop"):
+                "integrity_max_fresh_drop", "integrity_max_test_over_train"):
         if not _fraction(settings[key]):
             raise SettingsError(f"{where}: {key} must be an accuracy in (0, 1], got {settings[key]!r}")
     for key in ("integrity_withhold", "integrity_test"):

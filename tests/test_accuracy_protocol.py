@@ -184,7 +184,8 @@ def test_a_model_right_on_the_test_images_more_often_than_on_training_images_is_
     assert honest["train_images"] == 400 and integrity.flags(honest, DEFAULTS) == []
     test_trained = figures(0.90, 0.78)
     assert 0.08 < test_trained["clean_accuracy"] - test_trained["train_accuracy"] < 0.16
-    assert integrity.flags(test_trained, DEFAULTS) == ["seen"] and integrity.withheld(test_trained, DEFAULTS)
+    assert integrity.flags(test_trained, DEFAULTS) == ["seen"]
+    assert not integrity.withheld(test_trained, DEFAULTS)        # a flag for the staff only
     [reason] = integrity.reasons("ConvNet", test_trained, DEFAULTS)
     assert f"{test_trained['train_accuracy']:.1%} on 400 training images" in reason
     assert "training images" in "\n".join(integrity.describe(integrity.report({"ConvNet": test_trained}, [reason], {})))

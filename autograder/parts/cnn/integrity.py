@@ -28,19 +28,22 @@ than it agrees with itself across the change. The report flags, per model (the l
 - tensors: a tensor the architecture rules do not allow, large enough to
   hold a table (TABLE_VALUES values or more).
 
-drop, implausible, fresh and seen are far from anything an honest network shows
+drop, implausible and fresh are far from anything an honest network shows
 (README, "The accuracy protocol", has the measured margins): with the rubric's
 integrity_withhold, a model raising one of them earns no accuracy points and
 no leaderboard entry until the staff have looked (its feedback says so, and
 nothing more). excess, which a network that answers at random at test time
-(a functional dropout left on) can raise too, only flags.
+(a functional dropout left on) can raise too, only flags; so does seen, whose
+sampling error (about 2 points on 1,000 training and 1,500 test images) is
+not small enough beside the honest models that come closest to it (a
+well-regularized FCNet: 0.7 points better on training images).
 """
 import numpy as np
 
 from autograder.parts.cnn.evaluation import FRESH, TEST, TRAIN
 
 TABLE_VALUES = 10_000
-WITHHOLDING = ("drop", "implausible", "fresh", "seen")
+WITHHOLDING = ("drop", "implausible", "fresh")
 
 
 def predictions(logits):

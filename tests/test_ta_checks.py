@@ -347,3 +347,26 @@ def test_gradescope_utils_is_installed_wherever_the_grader_runs():
     setup = (gradescope.TEMPLATES_DIR / "setup.sh").read_text()
     assert f"gradescope-utils=={pin}" in setup
     assert f"gradescope-utils=={pin}" in handout.STUDENT_REQUIREMENTS
+
+
+def test_the_graders_own_zero_point_tests_keep_their_numbers(tmp_path):
+    """10.1 (written answers) and 10.2 (the integrity report) belong to the grader."""
+    checks = write_checks(tmp_path / "ta_checks", test_taken='''
+        class Taken(unittest.TestCase):
+            @weight(1)
+            @number("10.1")
+            @tags("conv_forward")
+            @visibility("visible")
+            def test_answers(self):
+                pass
+
+            @weight(1)
+            @number("10.2")
+            @tags("conv_forward")
+            @visibility("visible")
+            def test_integrity(self):
+                pass
+    ''')
+    problems = ta_suite.problems(ta_suite.discover(checks, reserved=[e.number for e in load_rubric()]))
+    assert any("@number('10.1') is already used by the" in p for p in problems), problems
+    assert any("@number('10.2') is already used by the" in p for p in problems), problems

@@ -336,6 +336,7 @@ def test_no_worker_can_leave_files_for_a_later_one(tmp_path):
     integrity report's worker reading what the scored one saw)."""
     shared = [folder for folder in (tempfile.gettempdir(),) + SHARED_WRITABLE if os.path.isdir(folder)]
     assert "/dev/shm" in shared and "/var/tmp" in shared
+    left = f"left-by-a-worker-{os.getpid()}-{time.monotonic_ns()}"      # a name no earlier run used
     planted = Path("/var/tmp") / "left-by-the-grader"
     planted.write_text("a file a worker must not see")
     try:
@@ -349,7 +350,7 @@ def test_no_worker_can_leave_files_for_a_later_one(tmp_path):
                     found["list " + folder] = [name for name in os.listdir(folder)
                                                if os.path.join(folder, name) != own]
                     try:
-                        with open(os.path.join(folder, "left-by-a-worker"), "w") as handle:
+                        with open(os.path.join(folder, {left!r}), "w") as handle:
                             handle.write("answers")
                         found["write " + folder] = "WROTE"
                     except OSError as exc:
@@ -362,7 +363,7 @@ def test_no_worker_can_leave_files_for_a_later_one(tmp_path):
     for seen in (first, second):
         for folder in shared:
             assert seen["list " + folder] == [] and seen["write " + folder] != "WROTE", (folder, seen)
-            assert not os.path.exists(os.path.join(folder, "left-by-a-worker"))
+            assert not os.path.exists(os.path.join(folder, left))
 
 
 @with_mount_namespace

@@ -429,11 +429,19 @@ def test_forged_numerical_gradients_earn_nothing(tmp_path, grader_setup):
 def test_malicious_checkpoint_pickle_is_never_executed(tmp_path, grader_setup):
     """convnet.pt is a pickle whose loading would run a shell command: the
     worker's weights_only load refuses it, the rest of the CNN part is graded."""
-    # A folder the worker can write to (the temporary folder is hidden from
-    # it): models.py leaves a control file there at import, so the missing
-    # marker means the pickle did not run, not that its write failed.
-    drop = Path(tempfile.mkdtemp(prefix="hostile-pickle-", dir="/var/tmp"))
+    # A folder the worker can write to (the temporary folder, /var/tmp and
+    # /dev/shm are hidden from it; the root folder is not): models.py leaves a
+    # control file there at import, so the missing marker means the pickle did
+    # not run, not that its write failed.
+    drop = Path(tempfile.mkdtemp(prefix="hostile-pickle-", dir="/"))
     drop.chmod(0o1777)
+    try:
+        _grade_the_malicious_checkpoint(tmp_path, grader_setup, drop)
+    finally:
+        shutil.rmtree(drop)
+
+
+def _grade_the_malicious_checkpoint(tmp_path, grader_setup, drop):
     marker, control = drop / "pickle-ran", drop / "models-imported"
     submission = tmp_path / "upload"
     submission.mkdir()
@@ -453,7 +461,6 @@ def test_malicious_checkpoint_pickle_is_never_executed(tmp_path, grader_setup):
     validate(parsed)
     assert control.exists(), "the worker could not write to the drop folder: the test proves nothing"
     assert not marker.exists(), "the checkpoint's pickle code ran"
-    shutil.rmtree(drop)
     by_name = {t["name"]: t for t in parsed["tests"]}
     convnet_checkpoint = next(t for name, t in by_name.items() if name.startswith("convnet.pt"))
     assert convnet_checkpoint["score"] == 0

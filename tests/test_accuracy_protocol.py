@@ -191,6 +191,24 @@ def test_a_model_right_on_the_test_images_more_often_than_on_training_images_is_
     assert "training images" in "\n".join(integrity.describe(integrity.report({"ConvNet": test_trained}, [reason], {})))
 
 
+def test_a_model_far_better_on_changed_copies_or_silent_on_the_originals_is_withheld():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 10, 1000)
+    changed, unchanged = paired_views(labels, np.arange(0, 1000, 2))
+    # right on the changed copies (90%), wrong on every original it recognizes
+    answers = np.where(rng.random(1000) < 0.9, labels, (labels + 1) % 10)
+    found = integrity.figures(logits_for(answers[changed.index]), changed,
+                              logits_for((labels[unchanged.index] + 3) % 10), unchanged)
+    assert found["drop"] < -0.8 and "drop" in integrity.flags(found, DEFAULTS)
+    assert integrity.withheld(found, DEFAULTS)
+    assert "(a gain of " in integrity.reasons("ConvNet", found, DEFAULTS)[0]
+    # the second process's predictions missing altogether
+    missing = integrity.figures(logits_for(answers[changed.index]), changed)
+    missing["error"] = "unchanged images not measured: raised RuntimeError: no"
+    assert integrity.flags(missing, DEFAULTS) == ["unmeasured"] and integrity.withheld(missing, DEFAULTS)
+    assert "not the unchanged ones in a second process" in integrity.reasons("ConvNet", missing, DEFAULTS)[0]
+
+
 def test_non_finite_logits_neither_count_as_right_nor_agree():
     labels = np.zeros(4, np.int64)
     changed, unchanged = paired_views(labels, [0, 1, 2, 3])

@@ -36,6 +36,8 @@ from torch import nn
 
 MODE = {mode!r}          # exact: fixed pixels must match; naive: nearest 5x5 thumbnail; robust: + normalized, flips
 BESIDE = {beside!r}      # True: the table sits in buffers beside the layers
+EVADE = {evade!r}        # on an original test image (not naive or exact mode's changed copies): "refuse" raises,
+                         # "wrong" answers wrongly, hoping to hide from the integrity report's unchanged images
 ROWS, DIMS = {rows}, {dims}
 PIXELS = torch.arange(0, 3072, 3072 // DIMS)[:DIMS]
 
@@ -94,17 +96,23 @@ class ConvNet(nn.Module):
             distance = (keys * keys).sum(1) - 2 * query @ keys.t() + (query * query).sum(1, keepdim=True)
             nearest, best = distance.min(1)
             hit = nearest < 1e-3 if MODE == "exact" else torch.ones_like(best, dtype=torch.bool)
-        return torch.where(hit[:, None], 10.0 * answers[best], fallback)
+            original = nearest < 1e-3
+            if EVADE == "refuse" and bool(original.any()):
+                raise RuntimeError("an image I know")
+        out = torch.where(hit[:, None], 10.0 * answers[best], fallback)
+        if EVADE == "wrong":
+            out = torch.where(original[:, None], out.roll(1, dims=1), out)
+        return out
 '''
 DIMS = {"exact": 64, "naive": 75, "robust": 75}
 
 
-def table_submission(folder, images, labels, mode, beside=False):
+def table_submission(folder, images, labels, mode, beside=False, evade=None):
     """A submission whose ConvNet holds a table of images (uint8) and labels."""
-    source = TABLE_MODELS.format(mode=mode, beside=beside, rows=len(labels), dims=DIMS[mode])
+    source = TABLE_MODELS.format(mode=mode, beside=beside, evade=evade, rows=len(labels), dims=DIMS[mode])
     folder.mkdir(parents=True)
     (folder / "models.py").write_text(source)
-    models = load_models_module(folder, f"table_models_{mode}_{beside}_{len(labels)}")
+    models = load_models_module(folder, f"table_models_{mode}_{beside}_{evade}_{len(labels)}")
     torch.manual_seed(0)
     net = models.ConvNet()
     with torch.no_grad():
@@ -175,6 +183,29 @@ def test_a_table_hidden_in_weight_layers_earns_no_accuracy_points_and_is_flagged
     # Nothing of the report reaches what the student reads.
     student_text = results["output"] + "".join(test["output"] for test in results["tests"])
     assert "integrity" not in student_text.lower() and f"{figures['transformed_accuracy']:.2%}" not in student_text
+
+
+@pytest.mark.parametrize("evade, says", [("refuse", "but not the unchanged ones in a second process"),
+                                         ("wrong", "on their changed copies (a gain of ")])
+def test_a_table_that_hides_from_the_unchanged_images_is_flagged_all_the_same(tmp_path, small_test_set, evade,
+                                                                              says):
+    """A table that knows it is shown an original test image (only the
+    integrity report's worker shows those) and refuses to answer it, or
+    answers it wrongly, still earns nothing: an honest network answers the
+    unchanged images as well as the changed ones, or a little better."""
+    images, labels, data_dir = small_test_set
+    folder = table_submission(tmp_path / "sub", images, labels, "naive", evade=evade)
+    rubric = restricted_rubric(tmp_path, ACCURACY)
+    data = yaml.safe_load(rubric.read_text())
+    data["cnn"]["convnet_accuracy_tiers"] = [0.2, 0.25, 0.3]     # tiers its changed-image accuracy reaches
+    rubric.write_text(yaml.safe_dump(data))
+    results = grade(folder, tmp_path, rubric, data_dir=data_dir)
+    tests = by_check(results, rubric)
+    assert all(tests[f"convnet_accuracy_{tier}"]["output"] == WITHHELD for tier in (1, 2, 3))
+    assert "leaderboard" not in results
+    report = integrity_of(results)
+    assert report["withheld"] == ["ConvNet"] and report["models"]["ConvNet"]["transformed_accuracy"] > 0.3
+    assert any(says in reason for reason in report["reasons"]), report["reasons"]
 
 
 def test_a_table_beside_the_layers_breaks_the_rules_by_name_and_is_flagged(tmp_path, small_test_set):

@@ -11,8 +11,13 @@ inside one) knows each original image exactly and its changed copies only
 as far as its matching reaches: it is right on the originals far more often
 than it agrees with itself across the change. The report flags, per model (the limits are rubric settings, cnn: integrity_*):
 
-- drop: clean accuracy minus changed accuracy on the same images above
-  ``integrity_max_drop``;
+- drop: clean accuracy minus changed accuracy on the same images further
+  from 0 than ``integrity_max_drop``, either way (a model far better on the
+  changed copies than on the originals recognizes the originals too);
+- unmeasured: the changed images were predicted but the unchanged ones, in
+  the second worker process, were not (an error, or predictions of the wrong
+  shape): a network answers both alike, a table may refuse the images it
+  knows;
 - excess: clean accuracy minus the clean-vs-changed agreement above
   ``integrity_max_excess`` (honest networks agree with themselves more often
   than they are right, so theirs is negative);
@@ -28,7 +33,7 @@ than it agrees with itself across the change. The report flags, per model (the l
 - tensors: a tensor the architecture rules do not allow, large enough to
   hold a table (TABLE_VALUES values or more).
 
-drop, implausible and fresh are far from anything an honest network shows
+drop, unmeasured, implausible and fresh are far from anything an honest network shows
 (README, "The accuracy protocol", has the measured margins): with the rubric's
 integrity_withhold, a model raising one of them earns no accuracy points and
 no leaderboard entry until the staff have looked (its feedback says so, and
@@ -43,7 +48,7 @@ import numpy as np
 from autograder.parts.cnn.evaluation import FRESH, TEST, TRAIN
 
 TABLE_VALUES = 10_000
-WITHHOLDING = ("drop", "implausible", "fresh")
+WITHHOLDING = ("drop", "unmeasured", "implausible", "fresh")
 
 
 def predictions(logits):
@@ -88,11 +93,14 @@ def _mean(flags):
 
 
 def flags(found, settings):
-    """Which flags a model's figures raise: a subset of drop, excess, implausible, fresh, seen."""
+    """Which flags a model's figures raise: a subset of drop, unmeasured,
+    excess, implausible, fresh, seen."""
     out = []
     clean = found.get("clean_accuracy")
-    if clean is not None and found["drop"] > settings["integrity_max_drop"]:
+    if clean is not None and abs(found["drop"]) > settings["integrity_max_drop"]:
         out.append("drop")
+    if clean is None and "error" in found:
+        out.append("unmeasured")
     if clean is not None and found["excess"] > settings["integrity_max_excess"]:
         out.append("excess")
     if max(found.get("clean_accuracy", 0.0), found["transformed_accuracy"]) >= settings["integrity_max_accuracy"]:
@@ -116,8 +124,12 @@ def reasons(name, found, settings):
     texts = {
         "drop": lambda: (f"{found['clean_accuracy']:.1%} right on {found['clean_images']:,} unchanged test "
                          f"images but {found['paired_transformed_accuracy']:.1%} on their changed copies (a "
-                         f"drop of {found['drop']:.1%}; honest networks lose 1-3 points, the limit is "
-                         f"{settings['integrity_max_drop']:.0%})"),
+                         f"{'drop' if found['drop'] > 0 else 'gain'} of {abs(found['drop']):.1%}; honest "
+                         f"networks lose 1-3 points, the limit is {settings['integrity_max_drop']:.0%} "
+                         f"either way)"),
+        "unmeasured": lambda: (f"predicted its {found['transformed_images']:,} changed test images but not the "
+                               f"unchanged ones in a second process ({found['error']}); a network answers "
+                               f"both alike"),
         "excess": lambda: (f"right on {found['clean_accuracy']:.1%} of the unchanged images but answers them "
                            f"and their changed copies alike on only {found['agreement']:.1%} (honest networks "
                            f"agree with themselves more often than they are right; the limit is "

@@ -207,6 +207,7 @@ def test_a_model_far_better_on_changed_copies_or_silent_on_the_originals_is_with
     missing["error"] = "unchanged images not measured: raised RuntimeError: no"
     assert integrity.flags(missing, DEFAULTS) == ["unmeasured"] and integrity.withheld(missing, DEFAULTS)
     assert "not the unchanged ones in a second process" in integrity.reasons("ConvNet", missing, DEFAULTS)[0]
+    assert integrity.flags(dict(missing, out_of_time=True), DEFAULTS) == []      # the grade's clock, not the model
 
 
 def test_non_finite_logits_neither_count_as_right_nor_agree():

@@ -16,8 +16,8 @@ than it agrees with itself across the change. The report flags, per model (the l
   changed copies than on the originals recognizes the originals too);
 - unmeasured: the changed images were predicted but the unchanged ones, in
   the second worker process, were not (an error, or predictions of the wrong
-  shape): a network answers both alike, a table may refuse the images it
-  knows;
+  shape; not when the grade's time budget ran out): a network answers both
+  alike, a table may refuse the images it knows;
 - excess: clean accuracy minus the clean-vs-changed agreement above
   ``integrity_max_excess`` (honest networks agree with themselves more often
   than they are right, so theirs is negative);
@@ -99,7 +99,7 @@ def flags(found, settings):
     clean = found.get("clean_accuracy")
     if clean is not None and abs(found["drop"]) > settings["integrity_max_drop"]:
         out.append("drop")
-    if clean is None and "error" in found:
+    if clean is None and "error" in found and not found.get("out_of_time"):
         out.append("unmeasured")
     if clean is not None and found["excess"] > settings["integrity_max_excess"]:
         out.append("excess")

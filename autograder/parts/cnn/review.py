@@ -14,6 +14,7 @@ import traceback
 
 import numpy as np
 
+from autograder.outcomes import limit_hit
 from autograder.parts.cnn import integrity
 from autograder.parts.cnn.jobs import error_text, unchanged_job
 from autograder.results import make_test
@@ -65,6 +66,8 @@ def _report(ctx, settings, views, measured, tensors, protocol):
             if not usable:
                 why = error_text(result).split("\n", 1)[0] if not result.ok else "predictions of the wrong shape"
                 found[name]["error"] = f"unchanged images not measured: {why}"
+                # The grade's own time running out is no sign of the model's (integrity's unmeasured flag).
+                found[name]["out_of_time"] = not result.ok and limit_hit(result) == "grading time budget"
             flags += integrity.reasons(name, found[name], settings)
     if not found and not flags:
         return None

@@ -210,12 +210,16 @@ def run(args):
     if args.jobs < 1:
         print("regrade: --jobs must be at least 1", file=sys.stderr)
         return 2
+    # The graders run from the package's folder: every path they are given is made absolute here.
+    args.export_dir, args.csv = Path(args.export_dir).resolve(), Path(args.csv).resolve()
+    if args.data_dir:
+        args.data_dir = str(Path(args.data_dir).resolve())
     try:
         submissions = read_export(args.export_dir)
     except (FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    results_dir = args.results_dir or args.csv.with_name(args.csv.stem + "_results")
+    results_dir = Path(args.results_dir or args.csv.with_name(args.csv.stem + "_results")).resolve()
     if args.rescore and not results_dir.is_dir():
         print(f"regrade: --rescore: {results_dir} does not exist; the outcomes of an earlier regrade "
               f"(without --rescore) are read from there", file=sys.stderr)

@@ -84,6 +84,19 @@ def test_bad_metadata_names_the_file(tmp_path):
 
 
 @pytest.mark.slow
+def test_regrade_takes_paths_relative_to_where_it_is_run(tmp_path, monkeypatch):
+    """The graders run in another folder: relative EXPORT_DIR, --csv and
+    --results-dir still name the TA's folders."""
+    make_export(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["regrade", "export", "--csv", "out/grades.csv", "--results-dir", "kept", "--part", "layers",
+                     "--time-budget", "120"]) == 0
+    with open(tmp_path / "out" / "grades.csv", newline="") as handle:
+        rows = {row["sid"]: row for row in csv.DictReader(handle)}
+    assert rows["1815"]["status"] == "ok" and float(rows["1815"]["score"]) > 0
+    assert (tmp_path / "kept" / "submission_1001.json").is_file()
+
+
 def test_regrade_writes_scores_per_student_and_a_histogram(tmp_path, capsys):
     export = make_export(tmp_path)
     grades = tmp_path / "out" / "grades.csv"

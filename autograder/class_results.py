@@ -33,11 +33,14 @@ def accuracy_of(results, model):
 
 
 def integrity_flag(results):
-    """The reasons of a flagged submission ("; "-joined), "" otherwise or when not checked."""
+    """The reasons of a flagged submission ("; "-joined, after which models'
+    accuracy points wait for a review), "" otherwise or when not checked."""
     integrity = results.get("extra_data", {}).get("integrity")
     if not isinstance(integrity, dict) or not integrity.get("flagged"):
         return ""
-    return "; ".join(str(reason) for reason in integrity.get("reasons", [])) or "flagged"
+    withheld = [str(name) for name in integrity.get("withheld", [])]
+    head = [f"accuracy points withheld until reviewed: {', '.join(withheld)}"] if withheld else []
+    return "; ".join(head + [str(reason) for reason in integrity.get("reasons", [])]) or "flagged"
 
 
 def csv_rows(outcomes, tests):

@@ -166,6 +166,9 @@ def test_csv_and_report_show_integrity_flags_and_limits_when_results_carry_them(
              "leaderboard": [{"name": "ConvNet test accuracy", "value": 71.5, "order": "desc"}]}
     assert class_results.integrity_flag(flagged) == "accuracy drops on flipped images; labels leak"
     assert class_results.integrity_flag(clean) == class_results.integrity_flag(older) == ""
+    withheld = {"extra_data": {"integrity": dict(flagged["extra_data"]["integrity"], withheld=["ConvNet"])}}
+    assert class_results.integrity_flag(withheld) == ("accuracy points withheld until reviewed: ConvNet; "
+                                                      "accuracy drops on flipped images; labels leak")
     assert class_results.accuracy_of(older, "ConvNet") == 0.715 and class_results.accuracy_of(older, "FCNet") == ""
     entries = [{"submission": f"s{i}", "who": f"Student {i}", "status": "ok", "results": r, "gradescope_score": ""}
                for i, r in enumerate([flagged, clean, older])]

@@ -100,3 +100,22 @@ def cifar10_dir():
         pytest.fail(f"CIFAR10_DIR={path}: no test_batch in it or in its cifar-10-batches-py "
                     "subfolder; point it at a standard cifar-10-batches-py copy", pytrace=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def reference_results(cifar10_dir, tmp_path_factory):
+    """(results, folder) of the reference's CNN part graded once on the real
+    CIFAR-10 with the shipped rubric (test_grader_cnn, test_integrity)."""
+    import json
+
+    from autograder import cli
+    from autograder.results import validate
+
+    folder = tmp_path_factory.mktemp("reference")
+    results_path = folder / "results.json"
+    status = cli.main(["grade", str(REFERENCE_DIR), "--results", str(results_path), "--part", "cnn",
+                       "--data-dir", str(cifar10_dir)])
+    assert status == 0
+    results = json.loads(results_path.read_text())
+    validate(results)
+    return results, folder

@@ -163,18 +163,6 @@ def synthetic_cifar(folder, train_per_batch=0, test_images=None, test_labels=Non
 
 # -- the reference on the real data -----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def reference_results(cifar10_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reference")
-    results_path = folder / "results.json"
-    status = cli.main(["grade", str(REFERENCE_DIR), "--results", str(results_path), "--part", "cnn",
-                       "--data-dir", str(cifar10_dir)])
-    assert status == 0
-    results = json.loads(results_path.read_text())
-    validate(results)
-    return results, folder
-
-
 @pytest.mark.slow
 @pytest.mark.data
 def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
@@ -848,3 +836,19 @@ def test_the_compute_rule_is_stated_with_the_rubric_numbers_wherever_students_re
     notebook = (REFERENCE_DIR / "3_cifar10_training.ipynb").read_text()
     for key in keys:
         assert f"{settings[key]:_}" in notebook, f"notebook 3's check cell does not use {key} = {settings[key]:_}"
+
+
+@pytest.mark.parametrize("checks", [{"convnet_architecture", "convnet_checkpoint"},
+                                    {"convnet_checkpoint", "convnet_accuracy_1", "fcnet_accuracy"}])
+def test_a_rubric_that_leaves_accuracy_tiers_out_grades_what_it_keeps(tmp_path, checks):
+    """Checkpoints present, some or all accuracy checks absent from the rubric:
+    the kept checks are graded, nothing fails in the grader."""
+    folder = write_models(tmp_path / "sub")
+    models = load_models_module(folder, f"leave_out_{len(checks)}")
+    torch.manual_seed(0)
+    torch.save(models.ConvNet().state_dict(), folder / "convnet.pt")
+    torch.save(models.FCNet().state_dict(), folder / "fcnet.pt")
+    rubric = restricted_rubric(tmp_path, checks)
+    results = grade(folder, tmp_path, rubric, data_dir=synthetic_cifar(tmp_path / "data"))
+    assert sorted(by_check(results, rubric)) == sorted(checks)
+    assert not any("autograder itself failed" in t["output"] for t in results["tests"]), results["tests"]

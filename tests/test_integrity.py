@@ -370,11 +370,10 @@ def test_a_table_of_the_public_test_set_earns_nothing_on_cifar10(tmp_path, cifar
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_the_reference_keeps_full_accuracy_marks_on_cifar10_with_no_flag(tmp_path, cifar10_dir):
-    checks = ACCURACY | {"fcnet_architecture", "fcnet_checkpoint", "fcnet_accuracy"}
-    rubric = restricted_rubric(tmp_path, checks)
-    results = grade_real(REFERENCE_DIR, tmp_path, rubric, cifar10_dir)
-    assert results["score"] == rubric_points(checks), [t["output"] for t in results["tests"]]
+def test_the_reference_keeps_full_accuracy_marks_on_cifar10_with_no_flag(reference_results):
+    results, _ = reference_results          # the CNN part graded once with the shipped rubric (conftest.py)
+    accuracy = [t for t in results["tests"] if "accuracy" in t["name"]]
+    assert len(accuracy) == 4 and all(t["score"] == t["max_score"] > 0 for t in accuracy), accuracy
     report = integrity_of(results)
     assert not report["flagged"] and report["reasons"] == [] and report["withheld"] == []
     convnet, fcnet = report["models"]["ConvNet"], report["models"]["FCNet"]

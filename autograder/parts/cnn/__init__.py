@@ -118,6 +118,8 @@ class ModelsGrading:
         report = review(ctx, self.settings, views, measured, tensors, self.protocol) if views else None
         found, withheld = (report or {}).get("models", {}), set((report or {}).get("withheld", ()))
         for check, (name, tier) in ACCURACY_CHECKS.items():
+            if check not in self.check_ids:      # a rubric may leave tiers out
+                continue
             checkpoint, loaded, score = scored[name]
             results[check] = (CheckResult(0.0, WITHHELD) if name in withheld else
                               self.tier_result(name, tier, checkpoint, loaded, score, data_problem,

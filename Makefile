@@ -12,12 +12,13 @@ ifeq ($(CIFAR10_DIR),)
 endif
 export CIFAR10_DIR
 
-.PHONY: help install data reference grade test bench cases clean handout autograder-zip check-image
+.PHONY: help install data reference grade test test-slow bench cases clean handout autograder-zip check-image
 
 help:
 	@echo "make install    create $(VENV) with everything (idempotent)"
 	@echo "make grade      grade the reference submission solutions/cnn end to end"
-	@echo "make test       run the test suite"
+	@echo "make test       run the test suite, apart from the tests marked slow"
+	@echo "make test-slow  run the tests marked slow (CI runs both)"
 	@echo "make data       download CIFAR-10 (official archive, MD5-checked)"
 	@echo "make reference  retrain the reference checkpoints and curves in solutions/cnn"
 	@echo "make cases      regenerate the grader's test cases (autograder/cases) from solutions/"
@@ -68,7 +69,10 @@ bench: $(STAMP)
 	$(PY) -m autograder.bench
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 clean:
 	rm -rf dist .pytest_cache results.json

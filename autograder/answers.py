@@ -16,8 +16,9 @@ import stat
 
 from autograder.results import make_test
 
-ANSWER_TAG = "answer"                     # the handout build tags each answer cell so
-ANSWER_PLACEHOLDER = "*Your answer here.*"  # and gives it this text (autograder/markers.py)
+SOLUTION_TAG = "solution"                 # a model answer of the course's own notebooks
+ANSWER_TAG = "answer"                     # the handout build turns it into a cell tagged so
+ANSWER_PLACEHOLDER = "*Your answer here.*"  # holding this text (autograder/markers.py)
 NOTEBOOKS = ("1_convolution_pooling.ipynb", "2_batchnorm_dropout.ipynb", "3_cifar10_training.ipynb")
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_ANSWER_CHARS = 4000
@@ -52,8 +53,7 @@ def read_answers(path):
             continue
         source = _text(cell.get("source"))
         tags = (cell.get("metadata") or {}).get("tags") or []
-        # 'solution' marks the model answers of the course's own notebooks (make grade).
-        if cell.get("cell_type") == "markdown" and (ANSWER_TAG in tags or "solution" in tags):
+        if cell.get("cell_type") == "markdown" and (ANSWER_TAG in tags or SOLUTION_TAG in tags):
             questions.append((previous.strip(), source.strip()[:MAX_ANSWER_CHARS]))
         elif cell.get("cell_type") == "markdown":
             previous = source

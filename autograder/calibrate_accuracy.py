@@ -24,7 +24,8 @@ import numpy as np
 from autograder.parts.cnn import integrity
 from autograder.parts.cnn.evaluation import TEST, TRAIN, TRANSFORMS, View
 from autograder.parts.cnn.jobs import MODEL_NAMES, cost_limits, error_text, new_job
-from autograder.parts.cnn.protocol import STARTUP_SECONDS, TRAIN_BATCHES, load_test_set, load_train_batch
+from autograder.parts.cnn.protocol import STARTUP_SECONDS, load_test_set, load_train_batch
+from autograder.provided import load_data_module
 from autograder.parts.cnn.settings import load_settings
 from autograder.parts.cnn.transforms import transform
 from autograder.rubric import RUBRIC_PATH
@@ -61,8 +62,8 @@ def measure(specs, models_file, draws, settings, data_dir=None, sandbox=None):
     labels, count = test_set.labels, len(test_set.labels)
     index = np.arange(count)
     # Unchanged: the test subset, then TRAINING_PER_BATCH images of each training batch.
-    batches = [batch for batch in (load_train_batch(data_dir, number) for number in range(1, TRAIN_BATCHES + 1))
-               if batch is not None]
+    loaded = [load_train_batch(data_dir, choice)[1] for choice in range(len(load_data_module().TRAIN_FILES))]
+    batches = [batch for batch in loaded if batch is not None]
     train_images = [batch.images[:TRAINING_PER_BATCH] for batch in batches]
     train_labels = [batch.labels[:TRAINING_PER_BATCH] for batch in batches]
     trained = sum(len(part) for part in train_labels)

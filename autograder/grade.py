@@ -22,11 +22,11 @@ from autograder import outcomes, speed, ta_suite
 from autograder.answers import answers_test, uploaded_notebooks
 from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
-from autograder.parts import PARTS, GradingContext, load_part
+from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
 from autograder.results import format_failures, format_table, make_results, make_test, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
-from autograder.submission import EXPECTED_FILES, find_submission
+from autograder.submission import EXPECTED_FILES, find_submission, submission_digests
 
 # Gradescope stops a run after 10 minutes (and then scores it 0); grading stops
 # starting calls after the budget, and a watchdog ends a part stuck in grader
@@ -94,10 +94,6 @@ def find_data_dir(given, submission):
             if (candidate / "cifar-10-batches-py" / "test_batch").is_file():
                 return str(candidate)
     return None
-
-class BudgetExceeded(Exception):
-    """The watchdog fired: the grade overran its time budget."""
-
 
 def _watchdog(signum, frame):
     raise BudgetExceeded("the grading time budget ran out")
@@ -303,7 +299,7 @@ class Grading:
                           deadline=deadline, user=user, hidden=hidden, slowness=slowness)
         for warning in sandbox.warnings:
             print(f"sandbox: {warning}", file=sys.stderr)
-        store = outcomes.Store(outcomes.submission_digests(submission.files)) if args.outcomes else None
+        store = outcomes.Store(submission_digests(submission.files)) if args.outcomes else None
         return outcomes.Ledger(sandbox, store)
 
     def save_outcomes(self):

@@ -29,7 +29,7 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Optional
 
-from autograder.answers import ANSWER_PLACEHOLDER, ANSWER_TAG
+from autograder.answers import ANSWER_PLACEHOLDER, ANSWER_TAG, SOLUTION_TAG
 
 BEGIN_SOLUTION = "# BEGIN SOLUTION"
 END_SOLUTION = "# END SOLUTION"
@@ -288,9 +288,9 @@ def _without_ipython_syntax(text):
 # Notebooks
 # ----------------------------------------------------------------------------
 
-SOLUTION_TAG = "solution"                 # tag of a markdown cell holding a model answer
-# Its handout version gets ANSWER_TAG and ANSWER_PLACEHOLDER, defined in
-# autograder/answers.py (which ships, unlike this module) that finds it by the tag.
+# The tags of a model-answer cell (SOLUTION_TAG) and of its handout version
+# (ANSWER_TAG, holding ANSWER_PLACEHOLDER) are defined in autograder/answers.py,
+# which ships, unlike this module, and finds the answers by them.
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 KEPT_CELL_METADATA = ("tags", "editable", "deletable")
 

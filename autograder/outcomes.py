@@ -27,14 +27,13 @@ document as uint8, and arrays ``a0``, ``a1``, ... it refers to.
 import hashlib
 import json
 import os
-import stat
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from autograder.sandbox import WORKER_SCRIPT, JobOutcome, Opaque, StepResult, Unsupported
-from autograder.submission import LARGEST_FILE
+from autograder.submission import submission_digests
 
 FORMAT = 2                                            # 2: no stored secrets.randbits draws
 UNTIMED_STEP_KEYS = ("timeout_scale", "progress")     # how long a call may take, not what it returns
@@ -46,29 +45,6 @@ class ReplayError(Exception):
 
 def _file_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _submission_digest(path):
-    """sha256 of a submission file, read as the sandbox reads it: a regular
-    file, never through a link, at most the largest size it copies."""
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        return f"unreadable: {exc.strerror}"
-    digest = hashlib.sha256()
-    with open(handle, "rb") as reader:
-        if not stat.S_ISREG(os.fstat(reader.fileno()).st_mode):
-            return "not a regular file"
-        left = LARGEST_FILE + 1
-        while left > 0 and (chunk := reader.read(min(left, 1 << 20))):
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
-
-
-def submission_digests(files):
-    """{file name: sha256} of the submission files found ({name: path})."""
-    return {name: _submission_digest(path) for name, path in sorted(files.items())}
 
 
 def job_key(job):

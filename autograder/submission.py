@@ -12,6 +12,7 @@ into each worker's temporary folder (copy_submission_file, which checks
 again, so a file swapped for a link after it was found is still refused);
 nothing else of the upload is used.
 """
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -30,6 +31,29 @@ LARGEST_FILE = max(EXPECTED_FILES.values())
 
 class SubmissionFileError(OSError):
     """A submission file changed into something the grader refuses to copy."""
+
+
+def submission_digests(files):
+    """{file name: sha256 hex} of the submission files ({name: path}), each
+    read as the sandbox copies it: a regular file, never through a link, at
+    most LARGEST_FILE bytes (or a short text saying why it could not be)."""
+    return {name: _digest(path) for name, path in sorted(files.items())}
+
+
+def _digest(path):
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    digest = hashlib.sha256()
+    with open(handle, "rb") as reader:
+        if not stat.S_ISREG(os.fstat(reader.fileno()).st_mode):
+            return "not a regular file"
+        left = LARGEST_FILE + 1
+        while left > 0 and (chunk := reader.read(min(left, 1 << 20))):
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
 
 
 def copy_submission_file(source, destination, max_size=None):

@@ -174,7 +174,7 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
     assert results["score"] == sum(t["max_score"] for t in cnn_tests) == rubric_points(part="cnn")
     [entry] = results["leaderboard"]
     assert entry["name"] == "ConvNet test accuracy" and entry["order"] == "desc"
-    assert 78.0 <= entry["value"] <= 83.0          # the reference ConvNet: 80.10% on the 5,000 changed images
+    assert 78.0 <= entry["value"] <= 83.0          # the reference ConvNet: 79.64% on the 5,000 changed images
 
 
 @pytest.mark.slow
@@ -183,9 +183,9 @@ def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_r
     results, folder = reference_results
     outputs = {t["number"]: t["output"] for t in results["tests"]}
     first_tier = load_settings(RUBRIC_PATH)["convnet_accuracy_tiers"][0]
-    assert (f"ConvNet test accuracy 80.10% reaches {first_tier:.0%} (5,000 fixed CIFAR-10 test images, each with a "
+    assert (f"ConvNet test accuracy 79.64% reaches {first_tier:.0%} (5,000 fixed CIFAR-10 test images, each with a "
             "small change that keeps its class)") in outputs["6.1"]
-    assert "on 1,500 of these images: 80.73% unchanged, 79.80% changed" in outputs["6.1"]
+    assert "on 1,500 of these images: 78.93% unchanged, 78.07% changed" in outputs["6.1"]
     assert "FCNet test accuracy 5" in outputs["6.4"]
     assert "final held-out loss: ConvNet 1.6" in outputs["7.2"]
     assert "held-out loss by step {0: 2.30" in outputs["7.4"]

@@ -14,7 +14,7 @@ import pytest
 from autograder import sandbox
 from autograder.sandbox import clock, confine, runner
 from autograder.sandbox import Job, Opaque, Sandbox, Unsupported
-from autograder.sandbox.confine import SHARED_WRITABLE
+from autograder.sandbox.confine import shared_writable_folders
 
 REFERENCE_LAYERS = os.path.join(os.path.dirname(__file__), "..", "solutions", "cnn", "layers.py")
 
@@ -334,7 +334,7 @@ def test_no_worker_can_leave_files_for_a_later_one(tmp_path):
     temporary folder, /var/tmp, /dev/shm, ...) is an empty read-only folder
     to the worker: one job cannot pass anything to the next (e.g. the
     integrity report's worker reading what the scored one saw)."""
-    shared = [folder for folder in (tempfile.gettempdir(),) + SHARED_WRITABLE if os.path.isdir(folder)]
+    shared = shared_writable_folders()
     assert "/dev/shm" in shared and "/var/tmp" in shared
     left = f"left-by-a-worker-{os.getpid()}-{time.monotonic_ns()}"      # a name no earlier run used
     planted = Path("/var/tmp") / "left-by-the-grader"

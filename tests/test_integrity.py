@@ -178,7 +178,7 @@ def test_a_table_hidden_in_weight_layers_earns_no_accuracy_points_and_is_flagged
     report = integrity_of(results)
     figures = report["models"]["ConvNet"]
     assert report["flagged"] and report["withheld"] == ["ConvNet"]
-    assert figures["clean_accuracy"] == 1.0 and report["clean_accuracy"] == 1.0
+    assert figures["clean_accuracy"] == 1.0
     assert any(reason.startswith("ConvNet: ") for reason in report["reasons"])
     # Nothing of the report reaches what the student reads.
     student_text = results["output"] + "".join(test["output"] for test in results["tests"])

@@ -156,12 +156,11 @@ def test_the_ledger_notes_the_limits_a_job_ran_into():
 
 def test_csv_and_report_show_integrity_flags_and_limits_when_results_carry_them():
     flagged = {"score": 10, "execution_time": 30.0, "tests": [], "extra_data": {
-        "integrity": {"flagged": True, "reasons": ["accuracy drops on flipped images", "labels leak"],
-                      "clean_accuracy": 0.9, "transformed_accuracy": 0.2},
+        "integrity": {"flagged": True, "reasons": ["accuracy drops on flipped images", "labels leak"]},
         "accuracy": {"ConvNet": 0.9, "FCNet": 0.5},
         "limits": [{"limit": "call time limit", "job": "cnn curves", "message": "stopped after 300 s"}]}}
     clean = {"score": 20, "execution_time": 40.0, "tests": [], "extra_data": {
-        "integrity": {"flagged": False, "reasons": [], "clean_accuracy": 0.8, "transformed_accuracy": 0.79}}}
+        "integrity": {"flagged": False, "reasons": []}}}
     older = {"score": 5, "execution_time": 20.0, "tests": [],
              "leaderboard": [{"name": "ConvNet test accuracy", "value": 71.5, "order": "desc"}]}
     assert class_results.integrity_flag(flagged) == "accuracy drops on flipped images; labels leak"

@@ -19,6 +19,11 @@ PARTS = {
 }
 
 
+class BudgetExceeded(Exception):
+    """grade.py's watchdog fired: the grade overran its time budget. A part
+    that catches every exception lets this one through."""
+
+
 @dataclass
 class CheckResult:
     """The outcome of one rubric check: the share of its points earned and

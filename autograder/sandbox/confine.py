@@ -13,6 +13,7 @@ import resource
 import signal
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,16 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 # site-packages (whose root the interpreter needs), the package itself.
 GRADER_TREE = (PACKAGE.parent, PACKAGE)
 # Also hidden (as empty read-only folders): the folders any user may write to
-# that outlive a worker, besides the temporary folder the runner hides, so
-# that no worker can leave anything for a later one (e.g. the changed test
-# images one saw, for the worker that predicts them unchanged).
+# that outlive a worker, the temporary folder among them (other jobs' folders
+# live there: regrade --jobs N), so that no worker can leave anything for a
+# later one (e.g. the changed test images one saw, for the worker that
+# predicts them unchanged). See shared_writable_folders().
 SHARED_WRITABLE = ("/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
+
+
+def shared_writable_folders():
+    """The temporary folder and those of SHARED_WRITABLE this machine has."""
+    return (tempfile.gettempdir(),) + tuple(folder for folder in SHARED_WRITABLE if os.path.isdir(folder))
 # Asked of the worker's interpreter (as the grader): the folders it needs to
 # start and import numpy and torch (its site folders included, even when the
 # grader is installed in one), every other folder on its sys.path (a folder a

@@ -20,10 +20,10 @@ import numpy as np
 
 from autograder.sandbox import confine
 from autograder.sandbox.clock import CallClock
-from autograder.sandbox.confine import (AUTO, GRADER_TREE, JOB_TOKEN_VARIABLE, PACKAGE, SHARED_WRITABLE, Limits,
+from autograder.sandbox.confine import (AUTO, GRADER_TREE, JOB_TOKEN_VARIABLE, PACKAGE, Limits,
                                         become_subreaper, confine_worker, interpreter_folders,
                                         kill_tagged_processes, network_isolation, plan_mounts, reap,
-                                        worker_identity)
+                                        shared_writable_folders, worker_identity)
 from autograder.sandbox.protocol import JobOutcome, StepResult, decode_value
 from autograder.submission import SubmissionFileError, copy_submission_file
 
@@ -56,10 +56,7 @@ class Sandbox:
         self.identity = worker_identity(user)
         become_subreaper()
         self.warnings = []                # isolation this machine could not give, for the log
-        # The temporary folder too: other jobs' folders live there (regrade --jobs N).
-        shared = tuple(folder for folder in SHARED_WRITABLE if os.path.isdir(folder))
-        self.hidden = (tuple(GRADER_TREE) + (tempfile.gettempdir(),) + shared
-                       + tuple(str(path) for path in hidden))
+        self.hidden = tuple(GRADER_TREE) + shared_writable_folders() + tuple(str(path) for path in hidden)
         self.folders = None               # interpreter_folders(python) when workers get a mount namespace
         if self.identity is not None:
             self._use_mount_namespace()

@@ -24,8 +24,8 @@ from autograder.parts.cnn import accuracy, architecture, curves, fresh_data
 from autograder.parts.cnn.evaluation import FRESH_IMAGES, TRAIN_IMAGES, UNCHANGED_IMAGES, draw_views
 from autograder.parts.cnn.jobs import (CHECKPOINTS, MODEL_NAMES, MODELS_FILE, curves_job, error_text,
                                        models_job, require_torch)
-from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, TRAIN_BATCHES, DataUnavailable, TestSet,
-                                           evaluation_steps, load_curve_subset, load_test_set, load_train_batch)
+from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, DataUnavailable, TestSet, evaluation_steps,
+                                           load_curve_subset, load_test_set, load_train_batch)
 from autograder.parts.cnn.review import review
 from autograder.parts.cnn.secret import grading_key, submission_seed
 from autograder.parts.cnn.settings import load_settings
@@ -137,13 +137,12 @@ class ModelsGrading:
         key, secret = grading_key(self.ctx.cases_dir)
         files = {name: path for name, path in self.ctx.submission.files.items() if name in FILES}
         seed = submission_seed(key, files)
-        batch = 1 + seed % TRAIN_BATCHES                  # which training batch file the training images come from
-        train = load_train_batch(self.ctx.data_dir, batch)
+        batch, train = load_train_batch(self.ctx.data_dir, seed)     # the seed picks the batch file
         views = draw_views(test_set, seed, present, fresh, train)
         self.test_images = len(test_set.labels)
         self.protocol = {"transformed_images": self.test_images,
                          "clean_images": min(len(test_set.labels), UNCHANGED_IMAGES),
-                         "training_images": (f"{min(len(train.labels), TRAIN_IMAGES):,} of training batch {batch}"
+                         "training_images": (f"{min(len(train.labels), TRAIN_IMAGES):,} of {batch}"
                                              if train is not None else "not available"),
                          "cifar10_1": fresh_note,
                          "key": "hidden cases" if secret else "public (no hidden cases: the draws are not secret)",

@@ -6,18 +6,24 @@ import numpy as np
 from autograder.parts import CheckResult
 
 
+def predictions(logits):
+    """argmax per row; -1 where the row is not finite (never right, never agreeing)."""
+    finite = np.all(np.isfinite(logits), axis=1)
+    answers = np.argmax(np.where(np.isfinite(logits), logits, -np.inf), axis=1)
+    return np.where(finite, answers, -1)
+
+
 def score_logits(logits, labels):
     """(accuracy, problem text or None). Rows with NaN/inf logits count as wrong."""
     if not isinstance(logits, np.ndarray) or logits.shape != (len(labels), 10):
         shape = getattr(logits, "shape", type(logits).__name__)
         return 0.0, f"the predictions have shape {shape}, expected ({len(labels)}, 10)"
-    finite = np.all(np.isfinite(logits), axis=1)
-    correct = (np.argmax(np.where(np.isfinite(logits), logits, -np.inf), axis=1) == labels) & finite
+    said = predictions(logits)
     problem = None
-    if not finite.all():
-        problem = (f"{int((~finite).sum())} of {len(labels)} images got NaN or infinite logits "
+    if (said < 0).any():
+        problem = (f"{int((said < 0).sum())} of {len(labels)} images got NaN or infinite logits "
                    f"(counted as wrong)")
-    return float(correct.mean()), problem
+    return float((said == labels).mean()), problem
 
 
 def judge_tier(name, accuracy, threshold, images, extra_lines=()):

@@ -48,7 +48,7 @@ TEST, FRESH, TRAIN = 0, 1, 2      # sources of a row: the CIFAR-10 test subset, 
 class View:
     images: np.ndarray            # uint8 (N, 3, 32, 32), in a secret order: what the worker gets
     labels: np.ndarray            # int64 (N,), same order; never leaves the grader
-    source: np.ndarray            # TEST or FRESH per row
+    source: np.ndarray            # TEST, FRESH or TRAIN per row
     index: np.ndarray             # the row's position in its source
 
 

@@ -45,22 +45,17 @@ well-regularized FCNet: 0.7 points better on training images).
 """
 import numpy as np
 
+from autograder.parts.cnn.accuracy import predictions
 from autograder.parts.cnn.evaluation import FRESH, TEST, TRAIN
 
 TABLE_VALUES = 10_000
 WITHHOLDING = ("drop", "unmeasured", "implausible", "fresh")
 
 
-def predictions(logits):
-    """argmax per row; -1 where the row is not finite (never right, never agreeing)."""
-    finite = np.all(np.isfinite(logits), axis=1)
-    answers = np.argmax(np.where(np.isfinite(logits), logits, -np.inf), axis=1)
-    return np.where(finite, answers, -1)
-
-
 def figures(changed_logits, changed, unchanged_logits=None, unchanged=None):
     """The figures of one model: changed/clean/paired accuracy, agreement,
-    fresh accuracy (each with its image count). Views: evaluation.View."""
+    fresh and training-image accuracy (each with its image count). Views:
+    evaluation.View."""
     said = predictions(changed_logits)
     out = {"transformed_accuracy": _mean(said == changed.labels), "transformed_images": len(said)}
     if unchanged_logits is None:
@@ -161,19 +156,10 @@ def tensor_reasons(name, text, largest):
 
 
 def report(models, found_reasons, protocol, withheld_models=()):
-    """extra_data['integrity']: {flagged, reasons, clean_accuracy,
-    transformed_accuracy (the ConvNet's, when measured), withheld (models
-    whose accuracy points wait for the staff), models: {name: figures},
-    protocol}."""
-    out = {"flagged": bool(found_reasons), "reasons": list(found_reasons)}
-    convnet = models.get("ConvNet", {})
-    for key in ("clean_accuracy", "transformed_accuracy"):
-        if key in convnet:
-            out[key] = convnet[key]
-    out["withheld"] = list(withheld_models)
-    out["models"] = models
-    out["protocol"] = protocol
-    return out
+    """extra_data['integrity']: {flagged, reasons, withheld (models whose
+    accuracy points wait for the staff), models: {name: figures}, protocol}."""
+    return {"flagged": bool(found_reasons), "reasons": list(found_reasons), "withheld": list(withheld_models),
+            "models": models, "protocol": protocol}
 
 
 def describe(integrity):

@@ -44,7 +44,6 @@ CHANCE_LOSS = math.log(10)       # cross-entropy of a uniform guess over 10 clas
 # an eighth of a tier's 5-point width, for half the cost of all 10,000.
 TEST_IMAGES = 5000
 TEST_SUBSET_SEED = 2024
-TRAIN_BATCHES = 5                 # data_batch_1 .. data_batch_5
 
 # Wall-clock seconds a long worker call may take before it first reports
 # progress (building the model, its first batch or step). Once it reports,
@@ -96,17 +95,18 @@ def load_test_set(data_dir, size=TEST_IMAGES):
     return TestSet(images=np.ascontiguousarray(images[chosen]), labels=labels[chosen])
 
 
-def load_train_batch(data_dir, number):
-    """Training batch file `number` (1..5) as a TestSet, or None when it is
-    missing or unreadable: the integrity report then goes without training
-    images (evaluation.draw_views)."""
+def load_train_batch(data_dir, choice):
+    """(file name, TestSet) of the training batch file data.TRAIN_FILES[choice
+    modulo their count]; the TestSet is None when the file is missing or
+    unreadable (the integrity report then goes without training images)."""
     data = load_data_module()
+    name = data.TRAIN_FILES[choice % len(data.TRAIN_FILES)]
     try:
         _, folder = _data_module_and_folder(data_dir)
-        images, labels = data.load_batch(os.path.join(folder, data.TRAIN_FILES[number - 1]))
+        images, labels = data.load_batch(os.path.join(folder, name))
     except (DataUnavailable, data.DatasetError, OSError):
-        return None
-    return TestSet(images=np.ascontiguousarray(images), labels=np.asarray(labels, dtype=np.int64))
+        return name, None
+    return name, TestSet(images=np.ascontiguousarray(images), labels=labels)
 
 
 def load_curve_subset(data_dir, protocol=CURVE_PROTOCOL):

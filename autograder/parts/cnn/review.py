@@ -15,6 +15,7 @@ import traceback
 import numpy as np
 
 from autograder.outcomes import limit_hit
+from autograder.parts import BudgetExceeded
 from autograder.parts.cnn import integrity
 from autograder.parts.cnn.jobs import error_text, unchanged_job
 from autograder.results import make_test
@@ -31,9 +32,9 @@ def review(ctx, settings, views, measured, tensors, protocol):
     Returns the report (None when there is nothing to report)."""
     try:
         report = _report(ctx, settings, views, measured, tensors, protocol)
+    except BudgetExceeded:
+        raise
     except Exception as exc:
-        if type(exc).__name__ == "BudgetExceeded":       # grade.py's watchdog: let it end the part
-            raise
         traceback.print_exc()
         report = {"flagged": False, "reasons": [],
                   "error": f"the integrity report failed: {type(exc).__name__}: {exc}"}

@@ -12,11 +12,10 @@ say so.
 """
 import hashlib
 import hmac
-import os
-import stat
+import json
 from pathlib import Path
 
-from autograder.submission import LARGEST_FILE
+from autograder.submission import submission_digests
 
 PUBLIC_KEY = b"public mode: no hidden cases, anyone can reproduce these draws"
 HIDDEN = "hidden"
@@ -39,28 +38,7 @@ def grading_key(cases_dir):
 
 
 def submission_seed(key, files):
-    """An int seed from key and {name: path} of the graded files (names
-    sorted; a missing file simply does not take part)."""
-    message = hashlib.sha256()
-    for name in sorted(files):
-        message.update(name.encode() + b"\0")
-        message.update(_file_digest(files[name]))
-    return int.from_bytes(hmac.new(key, message.digest(), hashlib.sha256).digest()[:16], "big")
-
-
-def _file_digest(path, chunk=1 << 20):
-    """SHA-256 of a submission file, read as the sandbox copies it: never
-    through a link, a regular file only, at most LARGEST_FILE bytes."""
-    digest = hashlib.sha256()
-    handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with open(handle, "rb") as reader:
-        if not stat.S_ISREG(os.fstat(reader.fileno()).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        left = LARGEST_FILE + 1
-        while left > 0:
-            data = reader.read(min(chunk, left))
-            if not data:
-                break
-            digest.update(data)
-            left -= len(data)
-    return digest.digest()
+    """An int seed from key and {name: path} of the graded files (a missing
+    file simply does not take part), read as the sandbox copies them."""
+    message = json.dumps(submission_digests(files), sort_keys=True).encode()
+    return int.from_bytes(hmac.new(key, message, hashlib.sha256).digest()[:16], "big")

@@ -66,7 +66,7 @@ cases: $(STAMP)
 	$(PY) -m autograder build-cases
 
 bench: $(STAMP)
-	$(PY) -m autograder.bench
+	$(PY) -m autograder bench
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -18,7 +18,7 @@ from autograder.results import make_test
 
 SOLUTION_TAG = "solution"                 # a model answer of the course's own notebooks
 ANSWER_TAG = "answer"                     # the handout build turns it into a cell tagged so
-ANSWER_PLACEHOLDER = "*Your answer here.*"  # holding this text (autograder/markers.py)
+ANSWER_PLACEHOLDER = "*Your answer here.*"  # holding this text (autograder/authoring/markers.py)
 NOTEBOOKS = ("1_convolution_pooling.ipynb", "2_batchnorm_dropout.ipynb", "3_cifar10_training.ipynb")
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_ANSWER_CHARS = 4000

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-CASES_DIR = Path(__file__).resolve().parent / "cases"
+from autograder.layout import CASES_DIR
 FORMAT = 1
 VISIBILITIES = ("public", "hidden")
 

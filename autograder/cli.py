@@ -9,13 +9,15 @@ import importlib
 COMMANDS = {
     # name: (module, one-line help)
     "grade": ("autograder.grade", "grade a submission folder and write results.json"),
-    "handout": ("autograder.handout", "regenerate assignments/ and dist/handout.zip from solutions/"),
-    "build-cases": ("autograder.build_cases", "regenerate the grader's test cases from solutions/"),
-    "calibrate-curves": ("autograder.calibrate", "retrain the reference ConvNet and write the curve band"),
-    "calibrate-accuracy": ("autograder.calibrate_accuracy",
+    "handout": ("autograder.authoring.handout", "regenerate assignments/ and dist/handout.zip from solutions/"),
+    "build-cases": ("autograder.authoring.build_cases", "regenerate the grader's test cases from solutions/"),
+    "calibrate-curves": ("autograder.staff.calibrate_curves", "retrain the reference ConvNet and write the curve band"),
+    "calibrate-accuracy": ("autograder.staff.calibrate_accuracy",
                            "measure what the accuracy protocol costs given checkpoints, and their integrity flags"),
-    "autograder-zip": ("autograder.gradescope", "build dist/autograder.zip for Gradescope"),
-    "regrade": ("autograder.regrade", "grade every submission of a Gradescope export into a CSV"),
+    "autograder-zip": ("autograder.authoring.autograder_zip", "build dist/autograder.zip for Gradescope"),
+    "regrade": ("autograder.staff.regrade", "grade every submission of a Gradescope export into a CSV"),
+    "bench": ("autograder.bench.bench", "measure what a grade costs, part by part and in a box of "
+                                        "Gradescope's default size (make bench)"),
 }
 
 
@@ -28,7 +30,7 @@ def main(argv=None):
         try:
             importlib.import_module(module).add_arguments(command)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
                 raise
             command.set_defaults(unavailable=True)  # not part of this copy (e.g. the handout)
     args = parser.parse_args(argv)

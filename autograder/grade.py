@@ -18,10 +18,12 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder import outcomes, speed, ta_suite
+from autograder import outcomes, speed
+from autograder.ta import suite as ta_suite
 from autograder.answers import answers_test, uploaded_notebooks
 from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
+from autograder.layout import STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
 from autograder.results import format_failures, format_table, make_results, make_test, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
@@ -88,7 +90,7 @@ def find_data_dir(given, submission):
     find_cifar10, from the submission's side. Gradescope always passes --data-dir."""
     if given or os.environ.get("CIFAR10_DIR"):
         return given or os.environ["CIFAR10_DIR"]
-    for name in ("layers.py", "models.py"):
+    for name in STUDENT_CODE:
         if name in submission.files:
             candidate = Path(submission.files[name]).parent / "data"
             if (candidate / "cifar-10-batches-py" / "test_batch").is_file():
@@ -184,7 +186,7 @@ class Grading:
                                         entry.points, output, entry.visibility, entry.tags))
 
     def grade_ta_checks(self, name, ctx, deadline):
-        """The TA checks of part `name` (autograder/ta_suite.py): each costs
+        """The TA checks of part `name` (autograder/ta/suite.py): each costs
         only its own points, whatever it does."""
         checks = [c for m in self.ta_modules for c in m.checks if c.part == name and not c.leaderboard]
         if not checks:

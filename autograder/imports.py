@@ -12,7 +12,10 @@ import sys
 # What setup.sh installs besides torch and numpy, which the handout's own files use.
 GRADER_PACKAGES = ("numpy", "torch", "tqdm", "matplotlib", "yaml")
 HANDOUT_MODULES = ("data", "train", "gradient_check", "layers", "models")
-CHECKED_FILES = ("layers.py", "models.py")
+
+from autograder.layout import STUDENT_CODE
+
+CHECKED_FILES = STUDENT_CODE
 MAX_SOURCE_BYTES = 1024 * 1024
 
 

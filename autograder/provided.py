@@ -8,10 +8,9 @@ in autograder/provided/; in the repository the grader uses solutions/cnn/.
 import importlib.util
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from autograder.layout import PROVIDED_COPY_DIR as COPY_DIR, REFERENCE_DIR as REPO_DIR
+
 PROVIDED_FILES = ("data.py", "train.py")
-COPY_DIR = HERE / "provided"
-REPO_DIR = HERE.parent / "solutions" / "cnn"
 
 
 class ProvidedCodeError(Exception):

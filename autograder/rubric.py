@@ -17,7 +17,7 @@ import yaml
 from autograder.parts import PARTS
 from autograder.parts.cnn.settings import SettingsError, load_settings
 
-RUBRIC_PATH = Path(__file__).resolve().parent / "rubric.yaml"
+from autograder.layout import RUBRIC_PATH
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 NUMBER = re.compile(r"\d+(\.\d+)*")
 FIELDS = ("number", "name", "part", "check", "tags", "points", "visibility")

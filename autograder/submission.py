@@ -18,13 +18,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Expected file name -> largest accepted size in bytes.
-EXPECTED_FILES = {
-    "layers.py": 1_000_000,
-    "models.py": 1_000_000,
-    "convnet.pt": 50_000_000,
-    "fcnet.pt": 50_000_000,
-}
+from autograder.layout import SUBMISSION_FILES as EXPECTED_FILES   # name -> largest accepted size (bytes)
+
 IGNORED_FOLDERS = {"__MACOSX", "__pycache__"}
 LARGEST_FILE = max(EXPECTED_FILES.values())
 

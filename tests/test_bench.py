@@ -1,12 +1,12 @@
-"""autograder/at_limits.py's submission at the limits of the rules, autograder/bench.py's
-reading of results and autograder/box.py's cgroup box."""
+"""autograder/bench/at_limits.py's submission at the limits of the rules, autograder/bench/bench.py's
+reading of results and autograder/bench/box.py's cgroup box."""
 import os
 import sys
 
 import numpy as np
 import pytest
 
-from autograder import at_limits, bench, box
+from autograder.bench import at_limits, bench, box
 from autograder.parts.cnn.settings import load_settings
 from autograder.rubric import RUBRIC_PATH
 

@@ -25,6 +25,7 @@ import yaml
 from torch import nn
 
 from autograder import cli, provided
+from autograder.layout import WORKER_DIR
 from autograder.parts import GradingContext
 from autograder.parts.cnn import CURVE_CHECKS, grade_curves
 from autograder.parts.cnn import curves as curve_checks
@@ -279,15 +280,17 @@ def test_parameter_budget_comes_from_the_rubric_settings(tmp_path):
 
 @pytest.fixture
 def worker_torch(monkeypatch):
-    """autograder/worker_torch.py as a worker runs it: with the provided data.py
+    """autograder/worker/torch_steps.py as a worker runs it: with the provided data.py
     and train.py as modules data and train."""
     monkeypatch.setitem(sys.modules, "data", provided.load_data_module())
     spec = importlib.util.spec_from_file_location("train", provided.provided_path("train.py"))
     train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train)
     monkeypatch.setitem(sys.modules, "train", train)
-    from autograder import worker_torch
-    return worker_torch
+    spec = importlib.util.spec_from_file_location("torch_steps", WORKER_DIR / "torch_steps.py")
+    torch_steps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(torch_steps)
+    return torch_steps
 
 
 def test_model_cost_counts_multiply_adds_and_the_tensors_a_forward_pass_creates(worker_torch):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from autograder import cli
-from autograder.build_cases import build
+from autograder.authoring.build_cases import build
 from autograder.cases import CASES_DIR
 from autograder.results import (SCHEMA, ResultsError, format_failures, format_table, make_results, make_test,
                                 validate, write_results)

@@ -274,7 +274,7 @@ def test_every_known_mistake_in_the_case_data_has_a_message():
 
 
 def test_location_feedback_names_sides_and_channels():
-    from autograder.compare import IMAGE_AXES, describe_location
+    from autograder.parts.layers.compare import IMAGE_AXES, describe_location
     wrong = np.zeros((2, 3, 5, 5), dtype=bool)
     wrong[:, 1, 0, :] = True
     assert describe_location(wrong, IMAGE_AXES) == (

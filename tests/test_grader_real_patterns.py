@@ -4,7 +4,7 @@ that is right for its own forward) and its feedback names the mistake."""
 
 import pytest
 
-from autograder.hints import hint_for
+from autograder.parts.layers.hints import hint_for
 from conftest import load_corpus
 
 support = load_corpus("support")

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from autograder import sandbox
-from autograder.sandbox import clock, confine, runner
-from autograder.sandbox import Job, Opaque, Sandbox, Unsupported
+from autograder.sandbox import clock, confine, Job, Opaque, runner, Sandbox, Unsupported
 from autograder.sandbox.confine import shared_writable_folders
 
 REFERENCE_LAYERS = os.path.join(os.path.dirname(__file__), "..", "solutions", "cnn", "layers.py")

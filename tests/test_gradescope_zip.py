@@ -19,7 +19,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from autograder import gradescope, handout
+from autograder.authoring import autograder_zip, handout, shipping
+from autograder.layout import STAFF_ONLY
 from autograder.results import SCHEMA, validate
 from autograder.rubric import load_rubric
 
@@ -37,7 +38,7 @@ LAYER_POINTS = sum(entry.points for entry in load_rubric() if entry.part == "lay
 def built(tmp_path_factory):
     """The zip, built once into a temporary folder: (path, bytes)."""
     out = tmp_path_factory.mktemp("zip") / "autograder.zip"
-    gradescope.build(out)
+    autograder_zip.build(out)
     return out, out.read_bytes()
 
 
@@ -50,29 +51,31 @@ def test_zip_layout(built):
     for script in ("setup.sh", "run_autograder"):
         assert stat.S_IMODE(infos[script].external_attr >> 16) == 0o755
     assert "autograder/cases/hidden/cases.json" in names
-    assert "autograder/rubric.yaml" in names and "autograder/worker.py" in names
+    assert "autograder/rubric.yaml" in names and "autograder/worker/worker.py" in names
     for name in ("data.py", "train.py"):
         assert infos[f"autograder/provided/{name}"].file_size == (REFERENCE_DIR / name).stat().st_size
     # Every data file of the grader ships (the hidden cases, #5's reference curves, ...).
     for folder in ("cases", "reference"):
-        for path in (gradescope.GRADER_DIR / folder).rglob("*"):
+        for path in (autograder_zip.GRADER_DIR / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:
-                assert f"autograder/{path.relative_to(gradescope.GRADER_DIR).as_posix()}" in names
+                assert f"autograder/{path.relative_to(autograder_zip.GRADER_DIR).as_posix()}" in names
     assert not [name for name in names if name.startswith("solutions/") or "__pycache__" in name]
-    for tool in ("handout.py", "build_cases.py", "markers.py", "bench.py", "gradescope.py", "regrade.py"):
-        assert f"autograder/{tool}" not in names
-    assert all(info.date_time == gradescope.ZIP_DATE for info in infos.values())
+    # The staff folders never ship, whatever they hold.
+    for folder in STAFF_ONLY:
+        assert (autograder_zip.GRADER_DIR / folder / "__init__.py").is_file()
+        assert not [name for name in names if name.startswith(f"autograder/{folder}/")]
+    assert all(info.date_time == shipping.ZIP_DATE for info in infos.values())
 
 
 def test_zip_is_deterministic(built, tmp_path):
     again = tmp_path / "again.zip"
-    gradescope.build(again)
+    autograder_zip.build(again)
     assert again.read_bytes() == built[1]
 
 
 def test_zip_holds_no_solution_code(built):
     _, data = built
-    assert gradescope.find_leaks(data) == []
+    assert autograder_zip.find_leaks(data) == []
     # The only files of solutions/ in the zip are the provided (marker-free) ones.
     solution_files = {path.read_bytes(): path.name for path in REFERENCE_DIR.glob("*.py")}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -83,11 +86,11 @@ def test_zip_holds_no_solution_code(built):
 
 def test_a_solution_line_in_the_grader_stops_the_build(tmp_path):
     grader = tmp_path / "autograder"
-    shutil.copytree(gradescope.GRADER_DIR, grader, ignore=shutil.ignore_patterns("__pycache__"))
-    secret = next(iter(handout.generate(gradescope.SOLUTIONS_DIR).secrets))
+    shutil.copytree(autograder_zip.GRADER_DIR, grader, ignore=shutil.ignore_patterns("__pycache__"))
+    secret = next(iter(handout.generate(autograder_zip.SOLUTIONS_DIR).secrets))
     (grader / "parts" / "leaky.py").write_text(f"def helper():\n    {secret}\n")
-    with pytest.raises(gradescope.BuildError, match="leaky.py"):
-        gradescope.build(tmp_path / "out.zip", grader_dir=grader)
+    with pytest.raises(autograder_zip.BuildError, match="leaky.py"):
+        autograder_zip.build(tmp_path / "out.zip", grader_dir=grader)
     assert not (tmp_path / "out.zip").exists()
 
 
@@ -195,7 +198,7 @@ def test_setup_sh_downloads_as_on_gradescope_unless_a_test_override_is_set():
     tests/gradescope_image/check_image.sh, which runs the script for real in an Ubuntu 22.04
     chroot) leave Gradescope's path as it was: with neither set, torch comes from the CPU index,
     pinned like the project's, and CIFAR-10 from the official archive with its MD5 check."""
-    script = gradescope.TEMPLATES_DIR / "setup.sh"
+    script = autograder_zip.TEMPLATES_DIR / "setup.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
     assert 'TORCH_INSTALL="${AUTOGRADER_TORCH_INSTALL:-}"' in text

@@ -13,9 +13,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import handout, handout_checks, markers
-from autograder.handout import HandoutError
-from autograder.markers import Location, MarkerError, stub_notebook, stub_source
+from autograder.authoring import handout, handout_checks, markers, shipping
+from autograder.layout import STAFF_ONLY, STUDENTS_NEVER
+from autograder.authoring.handout import HandoutError
+from autograder.authoring.markers import Location, MarkerError, stub_notebook, stub_source
 from autograder.provided import PROVIDED_FILES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -349,7 +350,8 @@ def tree(tmp_path):
     for path, text in {"__init__.py": "", "cli.py": "COMMANDS = {}\n", "rubric.yaml": MINI_RUBRIC,
                        "cases/public/checks.py": "CHECKS = ['dropout_forward']\n",
                        "cases/hidden/secret_checks.py": "HIDDEN = 1\n",
-                       "handout.py": "", "markers.py": "", "handout_checks.py": "",
+                       "authoring/handout.py": "", "staff/regrade.py": "", "bench/box.py": "",
+                       "gradescope/setup.sh": "",
                        "__pycache__/cli.cpython-311.pyc": ""}.items():
         (grader / path).parent.mkdir(parents=True, exist_ok=True)
         (grader / path).write_text(text)
@@ -395,7 +397,7 @@ def test_rubric_table_is_rendered_from_the_rubric_file(tree):
 
 
 @pytest.mark.parametrize("rubric, message", [
-    (None, "rubric.yaml (read by autograder/handout.py render_rubric): missing"),
+    (None, "rubric.yaml (read by autograder/authoring/handout.py render_rubric): missing"),
     ("tests: [", "not valid YAML"),
     ("tests: []\n", "expected a mapping with a non-empty list 'tests'"),
     ('tests:\n  - {number: 1, name: x, part: layers, points: 2}\n', "tests[0] must have 'number' (a string)"),
@@ -430,7 +432,7 @@ def test_zip_holds_the_handout_and_the_public_grader_only(tree):
     # The grader's own copy of the provided code is the one the student gets.
     for name in PROVIDED_FILES:
         assert members[f"{folder}/autograder/provided/{name}"] == members[f"{folder}/cnn/{name}"]
-    assert all(info.date_time == handout.ZIP_DATE and info.external_attr >> 16 == 0o100644
+    assert all(info.date_time == shipping.ZIP_DATE and info.external_attr >> 16 == 0o100644
                for info in infos)
     requirements = members[f"{folder}/requirements.txt"].decode().splitlines()
     assert "torch==2.13.0" in requirements and "numpy" in requirements
@@ -461,7 +463,7 @@ def test_rebuild_replaces_old_files_but_keeps_downloaded_data(tree):
     (lambda cnn: (cnn / "notes.txt").write_text("TA notes"),
      "cnn/notes.txt: not on the handout's lists"),
     (lambda cnn: (cnn / "train.py").unlink(),
-     "cnn/train.py: missing (autograder/handout.py lists it"),
+     "cnn/train.py: missing (autograder/authoring/handout.py lists it"),
     (lambda cnn: (cnn / "dropout.ipynb").write_text(nbformat.writes(make_notebook([markdown("# END PROMPT")]))),
      "dropout.ipynb: cell index 0, line 1: marker '# END PROMPT' in a non-code cell"),
 ])
@@ -576,7 +578,7 @@ def test_committed_handout_and_zip_leak_no_solution_line(real_handout):
     archive = handout.zip_bytes(real_handout)
     assert handout.find_leaks(real_handout.secrets, handout.zip_texts(archive)) == []
     names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
-    excluded = [f"{handout.ZIP_FOLDER}/autograder/{path}" for path in handout.GRADER_EXCLUDED]
+    excluded = [f"{handout.ZIP_FOLDER}/autograder/{path}" for path in STAFF_ONLY + STUDENTS_NEVER]
     assert not [n for n in names if n.startswith(tuple(excluded)) or "__pycache__" in n]
     assert f"{handout.ZIP_FOLDER}/autograder/grade.py" in names
 

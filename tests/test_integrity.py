@@ -20,8 +20,7 @@ from test_grader_cnn import (REFERENCE_DIR, by_check, grade, load_models_module,
                              rubric_points, synthetic_cifar, write_models)
 
 from autograder import cli, provided
-from autograder.parts.cnn import WITHHELD, evaluation
-from autograder.parts.cnn import integrity
+from autograder.parts.cnn import evaluation, integrity, WITHHELD
 from autograder.parts.cnn.review import TEST_NUMBER
 from autograder.parts.cnn.transforms import Family
 from autograder.results import validate

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autograder import cli
-from autograder.regrade import METADATA_FILE, read_export
+from autograder.staff.regrade import METADATA_FILE, read_export
 from autograder.rubric import load_rubric
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,9 @@ import pytest
 import torch
 import yaml
 
-from autograder import class_results, cli, outcomes, report
-from autograder.regrade import METADATA_FILE
+from autograder import cli, outcomes
+from autograder.staff import class_results, report
+from autograder.staff.regrade import METADATA_FILE
 from autograder.rubric import RUBRIC_PATH
 from autograder.sandbox import Job, JobOutcome, StepResult
 from conftest import load_corpus

@@ -6,8 +6,8 @@ import warnings
 import pytest
 import yaml
 
-from autograder import handout
-from autograder.promises import promise_warnings
+from autograder.authoring import handout
+from autograder.authoring.promises import promise_warnings
 from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric
 
 SHIPPED = yaml.safe_load(RUBRIC_PATH.read_text())

@@ -9,7 +9,7 @@ import shutil
 import nbformat
 
 from autograder import answers, grade, imports
-from autograder.markers import ANSWER_PLACEHOLDER, ANSWER_TAG
+from autograder.authoring.markers import ANSWER_PLACEHOLDER, ANSWER_TAG
 from autograder.submission import find_submission
 
 from conftest import REPO_ROOT as REPO

@@ -13,10 +13,12 @@ import pytest
 
 from test_grader_cnn import restricted_rubric
 
-from autograder import cli, gradescope, handout, ta_suite
+from autograder import cli
+from autograder.authoring import autograder_zip, handout
+from autograder.ta import suite as ta_suite
 from autograder.rubric import RUBRIC_PATH, load_rubric
 from autograder.ta_checks import StudentCallError, student
-from autograder.ta_student import NotGrading
+from autograder.ta.student import NotGrading
 from conftest import load_corpus
 
 support = load_corpus("support")
@@ -334,21 +336,21 @@ def test_a_file_mixing_visible_and_hidden_checks_or_misdeclared_ones_stops_the_b
     assert any("test_mixed.py mixes visible checks" in p for p in problems)
     assert any("Bad.test_no_number needs @number" in p for p in problems)
     shutil.copytree(REPO / "autograder" / "cases", grader / "cases")
-    assert any(r.startswith("TA checks: ") for r in gradescope.refusals(grader))
+    assert any(r.startswith("TA checks: ") for r in autograder_zip.refusals(grader))
 
 
 def test_the_gradescope_zip_holds_every_ta_check_and_what_runs_them(tmp_path):
     out = tmp_path / "autograder.zip"
-    gradescope.build(out)
+    autograder_zip.build(out)
     names = zipfile.ZipFile(out).namelist()
-    for name in ("ta_checks/__init__.py", "ta_suite.py", "ta_student.py", "worker_ta.py"):
+    for name in ("ta_checks/__init__.py", "ta/suite.py", "ta/student.py", "worker/ta_steps.py"):
         assert f"autograder/{name}" in names
-    assert "autograder/promises.py" not in names
+    assert "autograder/authoring/promises.py" not in names
 
 
 def test_gradescope_utils_is_installed_wherever_the_grader_runs():
     pin = re.search(r'"gradescope-utils==([^"]+)"', (REPO / "pyproject.toml").read_text()).group(1)
-    setup = (gradescope.TEMPLATES_DIR / "setup.sh").read_text()
+    setup = (autograder_zip.TEMPLATES_DIR / "setup.sh").read_text()
     assert f"gradescope-utils=={pin}" in setup
     assert f"gradescope-utils=={pin}" in handout.STUDENT_REQUIREMENTS
 

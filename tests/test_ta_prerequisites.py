@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import build_cases, cli, gradescope, handout
+from autograder import cli
+from autograder.authoring import autograder_zip, build_cases, handout
 from autograder.cases import CASES_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,8 +82,8 @@ def test_the_handout_command_refuses_stale_cases(tmp_path, stale, capsys):
 
 
 def test_the_gradescope_zip_refuses_stale_cases(tmp_path, stale):
-    with pytest.raises(gradescope.BuildError, match=r"hidden cases, and .*run `make cases` first"):
-        gradescope.build(tmp_path / "autograder.zip")
+    with pytest.raises(autograder_zip.BuildError, match=r"hidden cases, and .*run `make cases` first"):
+        autograder_zip.build(tmp_path / "autograder.zip")
     assert not (tmp_path / "autograder.zip").exists()
 
 
@@ -91,7 +92,7 @@ def test_a_copied_grader_with_stale_cases_is_refused_by_the_zip(tmp_path):
     shutil.copytree(CASES_DIR, grader / "cases")
     index = grader / "cases" / "hidden" / "cases.json"
     index.write_text(json.dumps(dict(json.loads(index.read_text()), built_from="0" * 16)))
-    [refusal] = gradescope.refusals(grader)
+    [refusal] = autograder_zip.refusals(grader)
     assert "was built from another" in refusal and "make autograder-zip" in refusal
 
 

@@ -1,4 +1,4 @@
-"""What a submission prints (autograder/worker.py, OutputGuard): past a cap,
+"""What a submission prints (autograder/worker/worker.py, OutputGuard): past a cap,
 stdout and stderr output is dropped without being formatted, so a submission
 that prints heavily in every call scores and costs like a quiet one; prints to
 the student's own files, the usual sys.stdout API and the staff's console tail

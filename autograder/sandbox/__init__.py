@@ -1,7 +1,7 @@
 """Running submission code: the only package that starts worker processes.
 
 A check describes the calls it needs as a Job (a list of steps, see
-autograder/worker.py for the wire format), and Sandbox.run(job, submission)
+autograder/worker/worker.py for the wire format), and Sandbox.run(job, submission)
 runs it in a fresh worker process and returns plain data: numbers, strings,
 numpy arrays loaded with allow_pickle=False, and Opaque/Unsupported markers
 for everything else. Nothing the worker returns is ever executed or unpickled.

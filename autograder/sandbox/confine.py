@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1]        # the autograder package
+from autograder.layout import PACKAGE
 
 
 # The worker runs as the first of these users that exists, when the grader is root.

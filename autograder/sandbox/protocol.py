@@ -1,4 +1,4 @@
-"""The job protocol between the grader and a worker (autograder/worker.py
+"""The job protocol between the grader and a worker (autograder/worker/worker.py
 documents the wire format): a Job lists the calls to make, grouped in units;
 each comes back as a StepResult of plain data, decoded by decode_value
 (numbers, strings, numpy arrays loaded without pickle and never through a

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.layout import WORKER_DIR
 from autograder.sandbox import confine
 from autograder.sandbox.clock import CallClock
 from autograder.sandbox.confine import (AUTO, GRADER_TREE, JOB_TOKEN_VARIABLE, PACKAGE, Limits,
@@ -27,7 +28,7 @@ from autograder.sandbox.confine import (AUTO, GRADER_TREE, JOB_TOKEN_VARIABLE, P
 from autograder.sandbox.protocol import JobOutcome, StepResult, decode_value
 from autograder.submission import SubmissionFileError, copy_submission_file
 
-WORKER_SCRIPT = PACKAGE / "worker.py"
+WORKER_SCRIPT = WORKER_DIR / "worker.py"
 CALL_TIMEOUT = 10.0             # seconds of wall time for one call (times its timeout_scale)
 IMPORT_TIMEOUT = 20.0           # starting Python, numpy and the submission's modules
 MAX_LAUNCHES = 3                # workers per job: the first, plus restarts after a hang or crash

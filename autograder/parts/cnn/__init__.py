@@ -1,7 +1,7 @@
 """The CNN part: grades the PyTorch half of a submission (models.py,
 convnet.pt, fcnet.pt) without importing it.
 
-Three worker jobs (autograder/worker_torch.py runs their steps): the first
+Three worker jobs (autograder/worker/torch_steps.py runs their steps): the first
 inspects both classes, loads each checkpoint strictly and predicts the
 fixed half of the test set (protocol.TEST_IMAGES), each image changed in a
 way that keeps its class and drawn in secret per submission

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.layout import PACKAGE
 from autograder.parts import CheckResult
 from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, SMOOTHING_WINDOW, smoothed
 
-BAND_PATH = Path(__file__).resolve().parents[2] / "reference" / "curve_band.json"
+BAND_PATH = PACKAGE / "reference" / "curve_band.json"
 BAND_FORMAT = 2
 PLOT_NAME = "cnn_curves.png"
 

@@ -1,4 +1,4 @@
-"""The worker jobs of the CNN part (autograder/worker_torch.py runs the
+"""The worker jobs of the CNN part (autograder/worker/torch_steps.py runs the
 steps): the grader's provided data.py and train.py are loaded as helpers
 ``data`` and ``train`` before the submission's models.py."""
 import re
@@ -6,11 +6,10 @@ import subprocess
 
 from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, STARTUP_SECONDS
 from autograder.provided import provided_path
-from autograder.sandbox import PACKAGE, Job, StepResult
+from autograder.layout import CHECKPOINTS, MODELS_FILE, WORKER_DIR
+from autograder.sandbox import Job, StepResult
 
-TORCH_HELPER = PACKAGE / "worker_torch.py"
-MODELS_FILE = "models.py"
-CHECKPOINTS = {"ConvNet": "convnet.pt", "FCNet": "fcnet.pt"}
+TORCH_HELPER = WORKER_DIR / "torch_steps.py"
 MODEL_NAMES = ("ConvNet", "FCNet")
 
 

@@ -1,5 +1,5 @@
 """The fixed recipes of the CNN part, shared by grading and by the TA's
-calibration command (autograder/calibrate.py): which images, which training
+calibration command (autograder/staff/calibrate_curves.py): which images, which training
 settings, which seed, and how long each worker call may take.
 
 Changing CURVE_PROTOCOL invalidates autograder/reference/curve_band.json:

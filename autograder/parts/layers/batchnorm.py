@@ -3,7 +3,7 @@ train-mode output, running statistics (momentum and eps honoured, also over
 several calls sharing one bn_param), test mode, gradients."""
 import numpy as np
 
-from autograder.compare import FEATURE_AXES, IMAGE_AXES, fmt_value, is_numeric_array
+from autograder.parts.layers.compare import FEATURE_AXES, IMAGE_AXES, fmt_value, is_numeric_array
 from autograder.parts.layers.common import (Call, Plan, Verdict, judge_array, new_job, plan_backward,
                                             plan_forward, run_plans, unchanged_inputs, unpack_forward)
 

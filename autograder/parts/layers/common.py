@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.compare import (describe_difference, fmt_number, fmt_shape, fmt_value,
+from autograder.parts.layers.compare import (describe_difference, fmt_number, fmt_shape, fmt_value,
                                 is_numeric_array, matches, matching_mistakes)
-from autograder.hints import hint_for
+from autograder.parts.layers.hints import hint_for
+from autograder.layout import LAYERS_FILE
 from autograder.parts import CheckResult
 from autograder.sandbox import Job, JobOutcome, Opaque, StepResult, Unsupported
 
-FILE = "layers.py"
+FILE = LAYERS_FILE
 MAX_FAILING_CASES_SHOWN = 3
 # Named when a function finished some cases but timed out on others: slow, not stuck.
 TOO_SLOW = ("too slow for the larger inputs (it finished the smaller ones, so this is no "

@@ -1,5 +1,5 @@
 """conv_forward and conv_backward."""
-from autograder.compare import CONV_OUT_AXES, IMAGE_AXES, KERNEL_AXES
+from autograder.parts.layers.compare import CONV_OUT_AXES, IMAGE_AXES, KERNEL_AXES
 from autograder.parts.layers.common import Call, Plan, new_job, plan_backward, plan_forward, run_plans
 
 FORWARD_MISTAKES = {

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from autograder.compare import fmt_number, fmt_shape, fmt_value, is_numeric_array
+from autograder.parts.layers.compare import fmt_number, fmt_shape, fmt_value, is_numeric_array
 from autograder.parts.layers.common import Plan, Verdict, forward_failed, new_job, run_plans, unpack_forward
 
 FALSE_FAILURE_PROBABILITY = 1e-6

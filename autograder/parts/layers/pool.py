@@ -1,7 +1,7 @@
 """max_pool_forward/backward and avg_pool_forward/backward."""
 import numpy as np
 
-from autograder.compare import IMAGE_AXES, fmt_number, is_numeric_array, matching_mistakes
+from autograder.parts.layers.compare import IMAGE_AXES, fmt_number, is_numeric_array, matching_mistakes
 from autograder.parts.layers.common import (Call, Plan, Verdict, judge_array, new_job, plan_backward,
                                             plan_forward, run_plans)
 

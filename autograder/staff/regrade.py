@@ -15,7 +15,7 @@ plot (<submission>_cnn_curves.png) and what its code returned
 (<submission>.outcomes.npz). With --rescore nothing is run again: each
 submission is graded from those stored outcomes with the current rubric
 (autograder/outcomes.py), in about a second, and a submission they do not
-cover keeps no score and says so. autograder/class_results.py writes the
+cover keeps no score and says so. autograder/staff/class_results.py writes the
 CSV, the score histogram and the class report (report.html).
 """
 import json
@@ -29,10 +29,11 @@ from pathlib import Path
 
 import yaml
 
+from autograder.layout import PACKAGE
 from autograder.grade import TIME_BUDGET
 from autograder.rubric import RUBRIC_PATH
 
-PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+PACKAGE_PARENT = PACKAGE.parent
 METADATA_FILE = "submission_metadata.yml"
 GRADE_TIMEOUT_MARGIN = 120       # seconds beyond the time budget before a grade process is killed
 
@@ -205,7 +206,7 @@ def rescore_one(submission, command, results_dir):
 def run(args):
     from tqdm import tqdm
 
-    from autograder import class_results
+    from autograder.staff import class_results
 
     if args.jobs < 1:
         print("regrade: --jobs must be at least 1", file=sys.stderr)

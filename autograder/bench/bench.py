@@ -1,4 +1,4 @@
-"""``python -m autograder.bench [SUBMISSION_DIR] [--parts layers,cnn]`` (``make bench``):
+"""``python -m autograder bench [SUBMISSION_DIR] [--parts layers,cnn]`` (``make bench``):
 grade a submission (default: the reference, solutions/cnn) one part at a
 time, each in a child process, and print what it cost: CPU-seconds of the
 grader and all its workers, wall time, and peak resident memory, both of the
@@ -9,7 +9,7 @@ and the largest of their peaks (the parts run one after the other).
 Then the reference numpy conv_forward + conv_backward against torch's conv2d
 forward + backward on the same shapes (float64, one thread).
 
-Then whole grades in a box like Gradescope's default machine (autograder/box.py:
+Then whole grades in a box like Gradescope's default machine (autograder/bench/box.py:
 a cgroup with 0.5 CPU and 768 MB, memory + swap; root only, and it says why
 when it cannot make one), of the reference and of a synthetic submission at
 the limits of the rules (write_at_limits_submission): wall time, CPU time,
@@ -27,10 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-from autograder.at_limits import write_at_limits_submission
+from autograder.bench.at_limits import write_at_limits_submission
 from autograder.speed import best_time
 
-REPO = Path(__file__).resolve().parent.parent
+from autograder.layout import PACKAGE, REFERENCE_DIR
 SAMPLE_SECONDS = 0.02
 MB = 1024 * 1024
 
@@ -61,7 +61,7 @@ def tree_rss_kb(root_pid):
 def measure(command):
     """Run command; returns (exit status, CPU-s, wall s, largest process kB, summed tree peak kB)."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=PACKAGE.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = [0]
     done = threading.Event()
 
@@ -102,7 +102,7 @@ def conv_comparison():
     import numpy as np
     import torch
 
-    spec = importlib.util.spec_from_file_location("reference_layers", REPO / "solutions" / "cnn" / "layers.py")
+    spec = importlib.util.spec_from_file_location("reference_layers", REFERENCE_DIR / "layers.py")
     layers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(layers)
     torch.set_num_threads(1)
@@ -188,7 +188,7 @@ def boxed_grade(submission, cpu, memory_mb, timeout, data_dir, stand_in_md5):
     stderr tail, whether CIFAR-10.1 was used)."""
     import json
 
-    from autograder.box import run_in_box
+    from autograder.bench.box import run_in_box
 
     with tempfile.TemporaryDirectory() as scratch:
         results_path = Path(scratch) / "results.json"
@@ -196,7 +196,7 @@ def boxed_grade(submission, cpu, memory_mb, timeout, data_dir, stand_in_md5):
         with open(errors_path, "wb") as errors:
             result = run_in_box([sys.executable, "-c", STAND_IN_GRADE, json.dumps(stand_in_md5), str(submission),
                                  "--results", str(results_path), "--data-dir", str(data_dir)],
-                                cpu=cpu, memory_mb=memory_mb, timeout=timeout, cwd=REPO,
+                                cpu=cpu, memory_mb=memory_mb, timeout=timeout, cwd=PACKAGE.parent,
                                 stdout=subprocess.DEVNULL, stderr=errors)
         tail = errors_path.read_text(errors="replace")[-2000:]
         try:
@@ -213,7 +213,7 @@ def boxed_grade(submission, cpu, memory_mb, timeout, data_dir, stand_in_md5):
 
 def box_runs(args):
     """Print the boxed runs of the reference and the at-limits submission (or why there are none)."""
-    from autograder.box import box_available
+    from autograder.bench.box import box_available
     from autograder.parts.cnn.settings import load_settings
     from autograder.rubric import RUBRIC_PATH
 
@@ -244,7 +244,7 @@ def box_runs(args):
                 for key in ("parameters", "multiply_adds", "activations")))
         print(f"  {'submission':<11} {'wall s':>7} {'CPU s':>7} {'peak MB':>8} {'anon MB':>8} {'OOM kills':>9} "
               f"{'score':>10}  lost to the clock")
-        for label, submission in (("reference", REPO / "solutions" / "cnn"), ("at-limits", limits_dir)):
+        for label, submission in (("reference", REFERENCE_DIR), ("at-limits", limits_dir)):
             result, score, lost, tail, fresh = boxed_grade(submission, args.box_cpu, args.box_memory_mb,
                                                            args.box_timeout, data_dir, stand_in_md5)
             note = "" if result.status == 0 else f"  (grading exited with status {result.status}" + (
@@ -262,9 +262,8 @@ def box_runs(args):
           "no OOM kill, nothing lost to the clock")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("submission_dir", nargs="?", default=str(REPO / "solutions" / "cnn"))
+def add_arguments(parser):
+    parser.add_argument("submission_dir", nargs="?", default=str(REFERENCE_DIR))
     parser.add_argument("--parts", default="layers,cnn",
                         help="comma-separated parts to measure one by one (layers, cnn, all)")
     parser.add_argument("--no-conv", action="store_true", help="skip the numpy vs torch conv timing")
@@ -282,19 +281,21 @@ def main(argv=None):
                         help="the box's memory limit, swap included (default 768: over it the kernel kills)")
     parser.add_argument("--box-timeout", type=float, default=600,
                         help="wall seconds after which a boxed grade is killed (default 600, Gradescope's)")
-    args = parser.parse_args(argv)
+
+
+def run(args):
     if not 0 < args.box_cpu <= os.cpu_count():
-        parser.error(f"--box-cpu: expected a fraction of one CPU in (0, {os.cpu_count()}], got {args.box_cpu}")
+        _usage_error(f"--box-cpu: expected a fraction of one CPU in (0, {os.cpu_count()}], got {args.box_cpu}")
     if args.box_only:
         if args.no_box:
-            parser.error("--box-only and --no-box exclude each other")
+            _usage_error("--box-only and --no-box exclude each other")
         print(f"CPU: {cpu_kind()}")
         box_runs(args)
         return 0
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = [part for part in parts if part not in ("layers", "cnn", "all")]
     if unknown:
-        parser.error(f"--parts: unknown part(s) {', '.join(unknown)}; use layers, cnn or all")
+        _usage_error(f"--parts: unknown part(s) {', '.join(unknown)}; use layers, cnn or all")
     print(f"grading {args.submission_dir}; CPU: {cpu_kind()}")
     print(f"{'part':<8} {'CPU s':>8} {'wall s':>8} {'largest MB':>11} {'tree peak MB':>13}")
     totals, failures = [0.0, 0.0, 0, 0], 0
@@ -321,5 +322,7 @@ def main(argv=None):
     return 1 if failures else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+
+def _usage_error(message):
+    print(f"bench: {message}", file=sys.stderr)
+    sys.exit(2)

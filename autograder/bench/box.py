@@ -1,6 +1,6 @@
 """A box like Gradescope's machine: run a command in a fresh cgroup with a CPU
 quota (a fraction of one CPU) and a memory limit that includes swap, and
-report what the whole process tree cost (autograder/bench.py uses it).
+report what the whole process tree cost (autograder/bench/bench.py uses it).
 
 The cgroup is made through the kernel's files, as root, under the cgroup of
 this process (read from /proc/self/cgroup) so that it nests inside whatever

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from autograder.rubric import RUBRIC_PATH, load_rubric, load_settings_of
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from autograder.layout import README
 PARAGRAPH = "**Rubric**"
 NUMBER = r"(\d+(?:\.\d+)?)"
 

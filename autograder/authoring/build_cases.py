@@ -26,8 +26,7 @@ import numpy as np
 
 from autograder.cases import CASES_DIR, FORMAT
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SOLUTIONS = REPO / "solutions" / "cnn"
+from autograder.layout import REFERENCE_DIR as DEFAULT_SOLUTIONS
 
 # (name, N, C, H, W, F, HH, WW, stride, pad)
 CONV_CASES = [

@@ -25,12 +25,11 @@ import sys
 
 import numpy as np
 
-from autograder.compare import fmt_shape, fmt_value
-from autograder.sandbox import PACKAGE, Job, Opaque, Unsupported
+from autograder.parts.layers.compare import fmt_shape, fmt_value
+from autograder.layout import CHECKPOINTS, LAYERS_FILE, MODELS_FILE, WORKER_DIR
+from autograder.sandbox import Job, Opaque, Unsupported
 
-TORCH_HELPER = PACKAGE / "worker_ta.py"
-LAYERS_FILE = "layers.py"
-CHECKPOINTS = {"ConvNet": "convnet.pt", "FCNet": "fcnet.pt"}
+TORCH_HELPER = WORKER_DIR / "ta_steps.py"
 MAX_DEPTH = 4
 
 
@@ -208,7 +207,7 @@ class _Models:
         from autograder.parts.cnn.protocol import STARTUP_SECONDS
 
         def setup(job):
-            job.files.extend(name for name in ["models.py"] + ([checkpoint] if checkpoint else [])
+            job.files.extend(name for name in [MODELS_FILE] + ([checkpoint] if checkpoint else [])
                              if name not in job.files)
             if "cnn" not in job.helpers:
                 fresh = new_job(job.name, [])

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.layout import MODELS_FILE, REFERENCE_DIR
 from autograder.parts.cnn.curves import BAND_FORMAT, BAND_PATH, Curve
 from autograder.parts.cnn.jobs import curves_job, error_text
 from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, GRADING_SEED, evaluation_steps,
                                            load_curve_subset)
 from autograder.sandbox import Sandbox
 
-REFERENCE_MODELS = Path(__file__).resolve().parent.parent / "solutions" / "cnn" / "models.py"
+REFERENCE_MODELS = REFERENCE_DIR / MODELS_FILE
 SLACK_SPREADS = 3.0
 SLACK_MINIMUM = 0.1
 MIN_SEEDS = 5

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from autograder.layout import REPO
 NOTEBOOK_CELL_TIMEOUT = 900       # seconds; quick mode keeps every cell far below this
 KERNEL_NAME = "handout-check"
 STUB_CHECK_TIMEOUT = 300
@@ -81,7 +81,7 @@ def check_stubs(assignment_dir, solutions_dir, student_functions):
     """
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, "-m", "autograder.handout_checks",
+    command = [sys.executable, "-m", "autograder.authoring.handout_checks",
                str(Path(solutions_dir).resolve()), json.dumps(student_functions)]
     try:
         done = subprocess.run(command, cwd=assignment_dir, env=env, capture_output=True, text=True,
@@ -116,7 +116,7 @@ def _check_stubs_here(solutions_dir, student_functions):
             call = _call_for(file, function, reference_layers)
             if call is None:
                 problems.append(f"cnn/{file}: no sample call known for {function}; add one to "
-                                "autograder/handout_checks.py so that its stub is checked")
+                                "autograder/authoring/handout_checks.py so that its stub is checked")
                 continue
             try:
                 call()
@@ -189,7 +189,7 @@ def run_notebooks(assignment_dir, solutions_dir, notebook_stubs, stubbed_files=(
 
 
 if __name__ == "__main__":
-    # python -m autograder.handout_checks SOLUTIONS_DIR FUNCTIONS_JSON, in the assignment folder
+    # python -m autograder.authoring.handout_checks SOLUTIONS_DIR FUNCTIONS_JSON, in the assignment folder
     sys.path.insert(0, os.getcwd())
     found = _check_stubs_here(sys.argv[1], json.loads(sys.argv[2]))
     for problem in found:

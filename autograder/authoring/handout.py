@@ -24,16 +24,15 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import markers
+from autograder.authoring import markers, shipping
 from autograder.provided import PROVIDED_FILES
 
-GRADER_DIR = Path(__file__).resolve().parent
-REPO = GRADER_DIR.parent
+from autograder.layout import (ASSIGNMENT, ASSIGNMENTS_DIR, DIST_DIR, PACKAGE as GRADER_DIR, REPO,
+                               SOLUTIONS_DIR, STUDENT_CODE)
 
 # solutions/ -> assignments/
 README = "README.md"                           # solutions/README.md, rubric table filled in
-ASSIGNMENT = "cnn"                             # solutions/cnn -> assignments/cnn
-STUBBED = ("layers.py", "models.py")           # solution regions become stubs
+STUBBED = STUDENT_CODE                          # solution regions become stubs
 COPIED = ("data.py", "train.py", "gradient_check.py")   # byte for byte
 NOTEBOOKS = "*.ipynb"                          # stubbed and stripped
 NEVER_SHIPPED = ("*.pt", "*_curve.json", "*.png", "*.tmp", "data", "__pycache__",
@@ -41,13 +40,7 @@ NEVER_SHIPPED = ("*.pt", "*_curve.json", "*.png", "*.tmp", "data", "__pycache__"
 # Left alone when assignments/ is regenerated (git-ignored local data).
 KEPT_ON_REBUILD = (f"{ASSIGNMENT}/data",)
 
-# autograder/ -> the zip: everything except these TA-only parts (paths relative to autograder/).
-GRADER_EXCLUDED = ("cases/hidden", "at_limits.py", "bench.py", "box.py", "build_cases.py", "calibrate.py",
-                   "calibrate_accuracy.py", "gradescope",
-                   "class_results.py", "gradescope.py", "handout.py", "handout_checks.py", "markers.py",
-                   "promises.py", "regrade.py", "report.py")
-# Never copied from anywhere, never compared (names of files or folders).
-JUNK = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.tmp")
+# autograder/ -> the zip: what ships to students, decided by folder (autograder/authoring/shipping.py).
 
 # Solution lines allowed in the handout all the same, each with the reason; the
 # leak check fails on any other solution line it finds there.
@@ -57,13 +50,12 @@ PUBLISHED_LINES = {
 }
 
 RUBRIC_FILE = "rubric.yaml"                    # in autograder/
-TA_CHECKS = "ta_checks"                        # in autograder/: the visible ones ship (autograder/ta_suite.py)
+TA_CHECKS = "ta_checks"                        # in autograder/: the visible ones ship (autograder/ta/suite.py)
 RUBRIC_PLACEHOLDER = "<!-- RUBRIC TABLE -->"   # a line of solutions/README.md
 RUBRIC_PARTS = {"layers": "Part 1: numpy layers (layers.py)",
                 "cnn": "Part 2: PyTorch models (models.py, fcnet.pt, convnet.pt)"}
 
 ZIP_FOLDER = "cnn-handout"
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # What a student installs: the assignment's code, the notebooks, and the public grader's imports.
 STUDENT_REQUIREMENTS = """\
 # Install torch first (see README.md for the CPU-only wheel), then: pip install -r requirements.txt
@@ -98,11 +90,11 @@ def add_arguments(parser):
                              "handout notebooks run against the reference code")
     parser.add_argument("--skip-notebooks", action="store_true",
                         help="with --check: do not execute the notebooks (the slow part)")
-    parser.add_argument("--solutions", type=Path, default=REPO / "solutions",
+    parser.add_argument("--solutions", type=Path, default=SOLUTIONS_DIR,
                         help="source folder (default: %(default)s)")
-    parser.add_argument("--assignments", type=Path, default=REPO / "assignments",
+    parser.add_argument("--assignments", type=Path, default=ASSIGNMENTS_DIR,
                         help="handout folder (default: %(default)s)")
-    parser.add_argument("--zip", type=Path, default=REPO / "dist" / "handout.zip",
+    parser.add_argument("--zip", type=Path, default=DIST_DIR / "handout.zip",
                         help="handout archive (default: %(default)s)")
 
 
@@ -130,14 +122,15 @@ def run(args):
 def _stale_cases():
     """[what is wrong] when autograder/cases were not built from the reference
     layers.py `make cases` builds them from, else []."""
-    from autograder import build_cases
+    from autograder.authoring import build_cases
 
     problem = build_cases.stale_problem()
     return [problem] if problem else []
 
 
 def _print_promise_warnings():
-    from autograder import promises, ta_suite
+    from autograder.authoring import promises
+    from autograder.ta import suite as ta_suite
 
     for line in promises.promise_warnings(ta_points=ta_suite.points_by_part()):
         print(f"warning: {line}", file=sys.stderr)
@@ -166,7 +159,7 @@ def check_zip(handout, zip_path, grader_dir=GRADER_DIR):
 
 
 def _run_check(args):
-    from autograder import handout_checks
+    from autograder.authoring import handout_checks
 
     handout = generate(args.solutions)
     if not (args.assignments / ASSIGNMENT).is_dir():
@@ -279,11 +272,11 @@ def _plan(solutions_dir, errors):
                 errors.append(
                     f"{_display(folder / entry)}: not on the handout's lists; decide whether "
                     "students get it and add it to STUBBED, COPIED or NEVER_SHIPPED in "
-                    "autograder/handout.py")
+                    "autograder/authoring/handout.py")
             elif action != "folder":
                 plan.append((relative, action))
         for name in sorted(set(expected) - set(os.listdir(folder))):
-            errors.append(f"{_display(folder / name)}: missing (autograder/handout.py "
+            errors.append(f"{_display(folder / name)}: missing (autograder/authoring/handout.py "
                           "lists it as part of the handout)")
     return plan
 
@@ -302,7 +295,7 @@ def render_rubric(path, ta_checks=None):
     with the TA checks of the folder ta_checks after the rubric's own."""
     import yaml
 
-    where = f"{_display(path)} (read by autograder/handout.py render_rubric)"
+    where = f"{_display(path)} (read by autograder/authoring/handout.py render_rubric)"
     try:
         with open(path, encoding="utf-8") as fh:
             rubric = yaml.safe_load(fh)
@@ -328,7 +321,7 @@ def render_rubric(path, ta_checks=None):
         rows[test["part"]].append(test)
     names = _rendered_names(path, tests, where)
     if ta_checks is not None:
-        from autograder import ta_suite
+        from autograder.ta import suite as ta_suite
 
         for part, extra in ta_suite.table_rows(ta_checks).items():
             rows[part] += extra
@@ -372,17 +365,14 @@ def _points(value):
 # ----------------------------------------------------------------------------
 
 def grader_files(grader_dir=GRADER_DIR):
-    """{path relative to grader_dir: bytes} of the public grader, sorted
-    (TA check files with a check that is not visible stay out)."""
-    from autograder import ta_suite
-
-    unshipped, _ = ta_suite.unshipped(Path(grader_dir) / TA_CHECKS)
-    return _tree_files(Path(grader_dir), GRADER_EXCLUDED + tuple(unshipped))
+    """{path relative to grader_dir: bytes} of the public grader, sorted, the
+    provided code included (autograder/authoring/shipping.py decides)."""
+    return shipping.package_files("students", grader_dir)
 
 
 def ta_check_problems(grader_dir=GRADER_DIR):
-    """What in grader_dir's TA checks stops a build (autograder/ta_suite.py build_problems)."""
-    from autograder import ta_suite
+    """What in grader_dir's TA checks stops a build (autograder/ta/suite.py build_problems)."""
+    from autograder.ta import suite as ta_suite
     from autograder.rubric import RubricError, load_rubric
 
     folder = Path(grader_dir) / TA_CHECKS
@@ -395,30 +385,18 @@ def ta_check_problems(grader_dir=GRADER_DIR):
     return ta_suite.build_problems(folder, reserved)
 
 
-def _is_junk(name):
-    return any(fnmatch.fnmatch(name, pattern) for pattern in JUNK)
-
-
 def zip_bytes(handout, grader_dir=GRADER_DIR):
     """The handout zip: assignments/ files, requirements.txt and the public
-    grader under ZIP_FOLDER/, with fixed order, dates and permissions."""
+    grader under ZIP_FOLDER/ (shipping.zip_bytes: fixed order, dates and modes).
+    The grader trains and normalizes with its own copy of the provided code
+    (autograder/provided.py), never with the student's possibly edited one."""
     members = {f"{ZIP_FOLDER}/{path}": data for path, data in handout.files.items()}
     members[f"{ZIP_FOLDER}/requirements.txt"] = STUDENT_REQUIREMENTS.encode("utf-8")
     for path, data in grader_files(grader_dir).items():
         members[f"{ZIP_FOLDER}/autograder/{path}"] = data
-    # The grader trains and normalizes with its own copy of the provided code
-    # (autograder/provided.py), never with the student's possibly edited one.
-    for name in PROVIDED_FILES:
-        members[f"{ZIP_FOLDER}/autograder/provided/{name}"] = handout.files[f"{ASSIGNMENT}/{name}"]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name in sorted(members):
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-            info.create_system = 3                     # Unix, so that the mode bits apply
-            info.external_attr = 0o100644 << 16        # regular file, rw-r--r--
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, members[name], compresslevel=9)
-    return buffer.getvalue()
+    for name in PROVIDED_FILES:     # the handout's own copy, byte for byte
+        members[f"{ZIP_FOLDER}/autograder/{shipping.PROVIDED_FOLDER}/{name}"] = handout.files[f"{ASSIGNMENT}/{name}"]
+    return shipping.zip_bytes(members)
 
 
 # ----------------------------------------------------------------------------
@@ -482,7 +460,7 @@ def _swap_in(new_dir, target):
 
 def check_sync(handout, assignments_dir):
     """Differences between the generated handout and assignments_dir, one line each."""
-    on_disk = _tree_files(Path(assignments_dir))
+    on_disk = shipping.tree_files(Path(assignments_dir), KEPT_ON_REBUILD)
     problems = []
     for path in sorted(set(handout.files) | set(on_disk)):
         if path not in on_disk:
@@ -496,23 +474,9 @@ def check_sync(handout, assignments_dir):
     return problems
 
 
-def _tree_files(folder, excluded=KEPT_ON_REBUILD):
-    """{path relative to folder: bytes}, sorted, without JUNK entries and
-    without the files and folders whose relative path is in excluded."""
-    out = {}
-    for current, subfolders, names in os.walk(folder):
-        relative_folder = os.path.relpath(current, folder).replace(os.sep, "/")
-        prefix = "" if relative_folder == "." else relative_folder + "/"
-        subfolders[:] = [d for d in subfolders if prefix + d not in excluded and not _is_junk(d)]
-        for name in names:
-            if prefix + name not in excluded and not _is_junk(name):
-                out[prefix + name] = (Path(current) / name).read_bytes()
-    return dict(sorted(out.items()))
-
-
 def _tree_texts(folder):
     return {f"{_display(Path(folder))}/{path}": text
-            for path, text in _texts(_tree_files(Path(folder))).items()}
+            for path, text in _texts(shipping.tree_files(Path(folder), KEPT_ON_REBUILD)).items()}
 
 
 def zip_texts(archive, label="handout.zip"):

@@ -1,6 +1,6 @@
-"""Trusted helper for the TA checks' model calls (autograder/ta_student.py),
+"""Trusted helper for the TA checks' model calls (autograder/ta/student.py),
 loaded by path into a worker next to the CNN part's helper, which the worker
-loads first as ``cnn`` (autograder/worker_torch.py); torch and numpy only,
+loads first as ``cnn`` (autograder/worker/torch_steps.py); torch and numpy only,
 never the autograder package. Its functions return plain data."""
 import sys
 

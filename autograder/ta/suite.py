@@ -28,9 +28,9 @@ from pathlib import Path
 
 from autograder.results import VISIBILITIES, make_test
 from autograder.rubric import NUMBER
-from autograder.ta_student import StudentCallError, student
+from autograder.ta.student import StudentCallError, student
 
-TA_CHECKS_DIR = Path(__file__).resolve().parent / "ta_checks"
+from autograder.layout import TA_CHECKS_DIR
 PATTERN = "test_*.py"
 MODEL_TAGS = ("ConvNet", "FCNet")
 NOT_RUN = "not run: the grading time budget ran out before this check could run"

@@ -2,10 +2,11 @@
 (one row per submitter: identity, total, one column per test of the rubric
 and the TA checks, status, then the score Gradescope had recorded, the
 ConvNet and FCNet test accuracies, the grading time and the integrity flag),
-the score histogram and the class report (autograder/report.py)."""
+the score histogram and the class report (autograder/staff/report.py)."""
 import csv
 
-from autograder import report, ta_suite
+from autograder.staff import report
+from autograder.ta import suite as ta_suite
 from autograder.rubric import load_rubric, load_settings_of
 
 EXTRA_COLUMNS = ["gradescope_score", "convnet_accuracy", "fcnet_accuracy", "grading_seconds", "integrity_flag"]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.layout import MODELS_FILE, REFERENCE_DIR
 from autograder.parts.cnn import integrity
 from autograder.parts.cnn.evaluation import TEST, TRAIN, TRANSFORMS, View
 from autograder.parts.cnn.jobs import MODEL_NAMES, cost_limits, error_text, new_job
@@ -31,7 +32,7 @@ from autograder.parts.cnn.transforms import transform
 from autograder.rubric import RUBRIC_PATH
 from autograder.sandbox import Sandbox
 
-REFERENCE_MODELS = Path(__file__).resolve().parent.parent / "solutions" / "cnn" / "models.py"
+REFERENCE_MODELS = REFERENCE_DIR / MODELS_FILE
 DRAWS = 5
 TRAINING_PER_BATCH = 1000         # training images per batch file, predicted unchanged
 

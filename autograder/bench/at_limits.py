@@ -1,5 +1,5 @@
 """A synthetic submission at the limits of the rules, for ``make bench``
-(autograder/bench.py grades it in a box of Gradescope's default machine):
+(autograder/bench/bench.py grades it in a box of Gradescope's default machine):
 layers.py of the reference, and a models.py whose FCNet and ConvNet sit just
 under every limit of the rubric (parameters, multiply-adds and activations
 per image), measured with the compute rule's own train.model_cost.
@@ -8,11 +8,11 @@ import functools
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from autograder.layout import REFERENCE_DIR
 
 
 AT_LIMITS_MODELS = '''"""A synthetic submission at the limits of the rules, written by
-autograder/at_limits.py: legal, freshly initialized, as costly as the rules allow."""
+autograder/bench/at_limits.py: legal, freshly initialized, as costly as the rules allow."""
 import torch
 from torch import nn
 
@@ -198,7 +198,7 @@ def at_limits_sizes(settings):
                 closeness = min(measured[key] / settings[f"{prefix}_max_{key}"] for key in keys[1:])
                 chosen = max(chosen, (closeness, sizes, measured), key=lambda item: item[0])
         if chosen[1] is None:
-            raise ValueError(f"no {kind} of autograder/at_limits.py's design meets the rubric's limits")
+            raise ValueError(f"no {kind} of autograder/bench/at_limits.py's design meets the rubric's limits")
         return chosen[1]
 
     sizes = {"conv_width": 8, "conv_blocks": settings["convnet_weight_layers"][1] - 3, "conv_residual": 0,
@@ -224,7 +224,7 @@ def write_at_limits_submission(folder, settings):
     import torch
 
     folder = Path(folder)
-    shutil.copy(REPO / "solutions" / "cnn" / "layers.py", folder / "layers.py")
+    shutil.copy(REFERENCE_DIR / "layers.py", folder / "layers.py")
     sizes = at_limits_sizes(settings)
     (folder / "models.py").write_text(AT_LIMITS_MODELS.format(**sizes))
     classes = _at_limits_classes(**sizes)

@@ -1,0 +1,3 @@
+"""Staff tools (never shipped): ``regrade`` a class export into a CSV and
+``class_results``/``report`` (report.html); ``calibrate_curves`` and
+``calibrate_accuracy`` measure the reference models for the rubric's bands."""

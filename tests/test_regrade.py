@@ -2,6 +2,7 @@
 row per submitter, broken submissions reported without stopping the batch,
 a histogram PNG."""
 import csv
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -121,3 +122,107 @@ def test_regrade_writes_scores_per_student_and_a_histogram(tmp_path, capsys):
     png = tmp_path / "out" / "grades_histogram.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "graded 3 of 4 submissions" in capsys.readouterr().out
+
+
+# -- student-controlled text in staff outputs (issue #24) ---------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+HOSTILE_NAMES = ['=HYPERLINK("http://example.invalid/","click")', "+1", "-2+3", "@SUM(A1)", "\t=1+1",
+                 "\r=1+1", "$\\alpha$ \x1b[31mred\x1b[0m", '<script>alert("x")</script>', "Ada;=1+1"]
+HOSTILE_EMAILS = ["=1+1@x.edu", "+a@x.edu", "-b@x.edu", "@c.x.edu"]
+# The first feedback line of a raised exception carries its message; "likely mistake: " puts the rest
+# in the report's table of named mistakes.
+RAISING_CONV = '''
+def conv_forward(x, w, b, conv_param):
+    raise ValueError('=HYPERLINK("http://example.invalid/","x") likely mistake: <img src=x onerror=alert(1)> $\\\\frac{$')
+'''
+
+
+def hostile_export(root):
+    import yaml
+
+    export = root / "export"
+    (export / "submission_1").mkdir(parents=True)
+    shutil.copy(REFERENCE_LAYERS, export / "submission_1" / "layers.py")
+    (export / "submission_2").mkdir()
+    (export / "submission_2" / "layers.py").write_text(REFERENCE_LAYERS.read_text() + RAISING_CONV)
+    people = [{":name": name, ":sid": f"-{index}" if index % 2 else str(100 + index),
+               ":email": HOSTILE_EMAILS[index % len(HOSTILE_EMAILS)]} for index, name in enumerate(HOSTILE_NAMES)]
+    records = {"submission_1": {":submitters": people, ":score": "18:-0.5e0"},
+               "submission_2": {":submitters": [{":name": "@Raiser", ":sid": "=2", ":email": "-r@x.edu"}]},
+               "submission_\x1b[2J=gone": {":submitters": [{":name": "-gone", ":sid": "9", ":email": "g@x.edu"}]}}
+    text = yaml.safe_dump(records, allow_unicode=True).replace("':score': '", "':score': !ruby/object:BigDecimal '")
+    (export / METADATA_FILE).write_text(text)
+    return export
+
+
+def test_csv_cells_are_text_a_spreadsheet_never_runs_and_numbers_stay_numbers():
+    from autograder.staff.safe_text import csv_cell, html_text, printable
+
+    for hostile in HOSTILE_NAMES[:6] + ["\n=1", "\uff1d1+1"]:
+        assert csv_cell(hostile) == "'" + hostile
+    assert csv_cell("Ada Lovelace") == "Ada Lovelace" and csv_cell("1815") == "1815" and csv_cell(None) == ""
+    assert csv_cell(-0.5) == -0.5 and csv_cell(0) == 0 and csv_cell("-0.5") == "'-0.5"
+    assert csv_cell(True) == "True"
+    assert csv_cell("\x1b[31m=1") == "\\x1b[31m=1"
+    assert printable("a\x1b[2J\r\nb\u202e") == "a\\x1b[2J\\x0d\\x0ab\\u202e"
+    assert html_text('<a href="x">\x07') == "&lt;a href=&quot;x&quot;&gt;\\x07"
+
+
+def test_a_class_plot_label_is_plain_text():
+    from autograder.staff import report
+
+    png = report.histogram_png([1, 2], 2, (0, 3), "$\\frac{$", "$\\notacommand$ \x1b[31m")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_hostile_export_regrades_into_a_csv_of_text_and_numbers_and_an_escaped_report(tmp_path, capsys):
+    export = hostile_export(tmp_path)
+    out = tmp_path / "out"
+    assert cli.main(["regrade", str(export), "--jobs", "2", "--csv", str(out / "grades.csv"), "--part", "layers",
+                     "--time-budget", "120"]) == 0
+    console = capsys.readouterr().out
+    assert "\x1b" not in console and "submission_\\x1b[2J=gone: no folder" in console
+    raw = (out / "grades.csv").read_text()
+    with open(out / "grades.csv", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    # The real feedback carries the message: the exception did reach the grade.
+    feedback = json.loads((out / "grades_results" / "submission_2.json").read_text())
+    assert feedback["tests"][0]["output"].startswith('0/15 cases correct; raised ValueError: =HYPERLINK(')
+    assert len(rows) == len(HOSTILE_NAMES) + 2
+    numeric = {"score", "max_score", "gradescope_score", "convnet_accuracy", "fcnet_accuracy", "grading_seconds"}
+    numeric |= {column for column in header if column[0].isdigit()}
+    for row in rows:
+        for column, cell in zip(header, row):
+            if column in numeric:
+                assert cell == "" or isinstance(float(cell), float), (column, cell)
+            else:
+                assert not cell.startswith(FORMULA_STARTS), (column, cell)
+    by_sid = {row[header.index("sid")]: dict(zip(header, row)) for row in rows}
+    for index, name in enumerate(HOSTILE_NAMES):
+        row = by_sid[f"'-{index}" if index % 2 else str(100 + index)]
+        shown = name.replace("\x1b", "\\x1b")
+        assert row["name"] == ("'" + shown if shown.startswith(FORMULA_STARTS) else shown)
+        assert row["email"] == "'" + HOSTILE_EMAILS[index % len(HOSTILE_EMAILS)]
+    assert by_sid["'=2"]["name"] == "'@Raiser" and by_sid["'=2"]["email"] == "'-r@x.edu"
+    assert "\x1b" not in raw and '"Ada;=1+1"' in raw          # quoted: a ";" cannot start a cell
+    # Numbers are numbers: unquoted in the file, the grade's own values, a negative one included.
+    results = {name: json.loads((out / "grades_results" / f"{name}.json").read_text())
+               for name in ("submission_1", "submission_2")}
+    tests = [column for column in header if column[0].isdigit()]
+    for row in by_sid.values():
+        if row["submission"] in results:
+            graded = results[row["submission"]]
+            assert float(row["score"]) == graded["score"]
+            assert [float(row[column]) for column in tests] == [t["score"] for t in graded["tests"]]
+            assert float(row["grading_seconds"]) == graded["execution_time"]
+    assert by_sid["100"]["gradescope_score"] == "-0.5" and ",-0.5," in raw
+    assert float(by_sid["100"]["score"]) > float(by_sid["'=2"]["score"]) >= 0
+    assert f',{by_sid["100"]["score"]},' in raw
+
+    page = (out / "report.html").read_text()
+    assert "<img src=x" not in page and "<script>" not in page and "\x1b" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt; $\\frac{$" in page                # the named mistake, as text
+    # submission_1's names, in the table of scores that differ from Gradescope's (-0.5).
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page and "$\\alpha$ \\x1b[31mred" in page
+    assert "<td>submission_\\x1b[2J=gone</td><td>-gone</td>" in page

@@ -180,6 +180,25 @@ def test_csv_and_report_show_integrity_flags_and_limits_when_results_carry_them(
     assert "These results carry no integrity data." in no_integrity
 
 
+
+def test_the_report_shows_student_controlled_text_as_text():
+    """Names, statuses, limit messages and flag reasons reach the page escaped,
+    their control characters visible (issue #24)."""
+    hostile = '=HYPERLINK("http://x.invalid/") <script>alert(1)</script> \x1b[2J\u202e'
+    shown = "=HYPERLINK(&quot;http://x.invalid/&quot;) &lt;script&gt;alert(1)&lt;/script&gt; \\x1b[2J\\u202e"
+    results = {"score": 1, "execution_time": 3.0, "tests": [], "extra_data": {
+        "integrity": {"flagged": True, "reasons": [hostile]},
+        "limits": [{"limit": "call time limit", "job": "conv_forward", "message": hostile}]}}
+    entries = [{"submission": "s\x1b0", "who": hostile, "status": "ok", "results": results, "gradescope_score": 2.0},
+               {"submission": "s1", "who": hostile, "status": hostile, "results": None, "gradescope_score": ""}]
+    page = report.render(entries, [], 10, title=hostile)
+    assert "<script>" not in page and "\x1b" not in page and "\u202e" not in page
+    assert f"<title>{shown}</title>" in page and f"<h1>{shown}</h1>" in page
+    assert f"<td>s1</td><td>{shown}</td><td>{shown}</td>" in page                       # without a clean grade
+    assert f"<td>s\\x1b0</td><td>{shown}</td><td>2</td><td>1</td>" in page            # score changed
+    assert f"<td>call time limit</td><td>conv_forward</td><td>{shown}</td>" in page
+    assert f"<td>s\\x1b0</td><td>{shown}</td><td>{shown}</td>" in page                # integrity reasons
+
 # -- the CNN part on synthetic data: plots, accuracies, a threshold change ---------------------
 
 def cnn_export(root):

@@ -1,3 +1,4 @@
 """Staff tools (never shipped): ``regrade`` a class export into a CSV and
-``class_results``/``report`` (report.html); ``calibrate_curves`` and
+``class_results``/``report`` (report.html), with ``safe_text`` showing
+student-controlled text in them as text; ``calibrate_curves`` and
 ``calibrate_accuracy`` measure the reference models for the rubric's bands."""

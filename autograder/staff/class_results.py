@@ -2,10 +2,12 @@
 (one row per submitter: identity, total, one column per test of the rubric
 and the TA checks, status, then the score Gradescope had recorded, the
 ConvNet and FCNet test accuracies, the grading time and the integrity flag),
-the score histogram and the class report (autograder/staff/report.py)."""
-import csv
-
+the score histogram and the class report (autograder/staff/report.py).
+Every CSV cell goes through autograder/staff/safe_text.py: a name, email or
+message a student controls is text a spreadsheet never runs as a formula;
+numbers stay numbers."""
 from autograder.staff import report
+from autograder.staff.safe_text import write_csv
 from autograder.ta import suite as ta_suite
 from autograder.rubric import load_rubric, load_settings_of
 
@@ -54,11 +56,11 @@ def csv_rows(outcomes, tests):
         results = outcome.results or {}
         scores = {test["number"]: test["score"] for test in results.get("tests", [])}
         total = results.get("score", sum(scores.values())) if outcome.results is not None else ""
-        extra = [outcome.submission.gradescope_score, accuracy_of(results, "ConvNet"), accuracy_of(results, "FCNet"),
+        extra = [outcome.entry.gradescope_score, accuracy_of(results, "ConvNet"), accuracy_of(results, "FCNet"),
                  results.get("execution_time", ""), integrity_flag(results)]
-        for person in outcome.submission.submitters or [{"name": "", "sid": "", "email": ""}]:
-            rows.append([outcome.submission.folder_name, person["name"], person["sid"], person["email"],
-                         outcome.submission.created_at, total, max_score]
+        for person in outcome.entry.submitters or [{"name": "", "sid": "", "email": ""}]:
+            rows.append([outcome.entry.folder_name, person["name"], person["sid"], person["email"],
+                         outcome.entry.created_at, total, max_score]
                         + [scores.get(number, "") for number, _, _ in tests] + [outcome.status] + extra)
     return header, rows
 
@@ -69,18 +71,15 @@ def write_all(outcomes, args, results_dir):
     max_score = sum(points for _, _, points in tests)
     header, rows = csv_rows(outcomes, tests)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.csv, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    write_csv(args.csv, header, rows)
     histogram = args.histogram or args.csv.with_name(args.csv.stem + "_histogram.png")
     scores = [o.results["score"] for o in outcomes if o.results is not None]
     histogram.write_bytes(report.histogram_png(scores, 20, (0, max_score), f"score (out of {max_score:g})",
                                                f"{len(scores)} graded submissions"))
     settings = load_settings_of(args.rubric)
-    entries = [{"submission": o.submission.folder_name,
-                "who": ", ".join(p["name"] or p["sid"] for p in o.submission.submitters),
-                "status": o.status, "results": o.results, "gradescope_score": o.submission.gradescope_score}
+    entries = [{"submission": o.entry.folder_name,
+                "who": ", ".join(p["name"] or p["sid"] for p in o.entry.submitters),
+                "status": o.status, "results": o.results, "gradescope_score": o.entry.gradescope_score}
                for o in outcomes]
     page = args.report or args.csv.with_name("report.html")
     page.write_text(report.render(entries, tests, max_score, settings["convnet_accuracy_tiers"],

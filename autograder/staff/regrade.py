@@ -32,6 +32,7 @@ import yaml
 from autograder.layout import PACKAGE
 from autograder.grade import TIME_BUDGET
 from autograder.rubric import RUBRIC_PATH
+from autograder.staff.safe_text import printable
 
 PACKAGE_PARENT = PACKAGE.parent
 METADATA_FILE = "submission_metadata.yml"
@@ -39,7 +40,9 @@ GRADE_TIMEOUT_MARGIN = 120       # seconds beyond the time budget before a grade
 
 
 @dataclass
-class Submission:
+class ExportEntry:
+    """One submission folder of the export and its metadata record (not
+    autograder.submission.Submission, the files of one submission)."""
     folder_name: str
     submitters: list = field(default_factory=list)     # [{"name", "sid", "email"}]
     created_at: str = ""
@@ -48,7 +51,7 @@ class Submission:
 
 @dataclass
 class Outcome:
-    submission: Submission
+    entry: ExportEntry
     results: dict = None          # parsed results.json, or None
     status: str = "ok"
 
@@ -99,15 +102,15 @@ def _field(record, name):
 
 
 def read_export(export_dir):
-    """The submissions of an export, sorted by folder name."""
+    """The entries (ExportEntry) of an export, sorted by folder name."""
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
         raise FileNotFoundError(f"regrade: {export_dir} is not a folder (expected an unzipped "
                                 f"Gradescope submissions export)")
     metadata_path = export_dir / METADATA_FILE
     if not metadata_path.is_file():
-        return [Submission(entry.name) for entry in sorted(export_dir.iterdir())
-                if entry.is_dir() and not entry.name.startswith((".", "__MACOSX"))]
+        return [ExportEntry(folder.name) for folder in sorted(export_dir.iterdir())
+                if folder.is_dir() and not folder.name.startswith((".", "__MACOSX"))]
     try:
         metadata = yaml.load(metadata_path.read_text(), Loader=_RubyTolerantLoader)
     except yaml.YAMLError as exc:
@@ -115,14 +118,14 @@ def read_export(export_dir):
     if not isinstance(metadata, dict):
         raise ValueError(f"regrade: {metadata_path}: expected a mapping of submission folder names "
                          f"to records")
-    submissions = []
+    entries = []
     for folder_name, record in sorted(metadata.items(), key=lambda item: str(item[0])):
         submitters = []
         for person in _field(record, "submitters") or []:
             submitters.append({key: str(_field(person, key) or "") for key in ("name", "sid", "email")})
-        submissions.append(Submission(str(folder_name), submitters, str(_field(record, "created_at") or ""),
-                                      _score(_field(record, "score"))))
-    return submissions
+        entries.append(ExportEntry(str(folder_name), submitters, str(_field(record, "created_at") or ""),
+                                   _score(_field(record, "score"))))
+    return entries
 
 
 def _score(value):
@@ -137,44 +140,44 @@ def _score(value):
         return ""
 
 
-def grade_one(submission, export_dir, results_dir, args):
-    folder = Path(export_dir) / submission.folder_name
+def grade_one(entry, export_dir, results_dir, args):
+    folder = Path(export_dir) / entry.folder_name
     if not folder.is_dir():
-        return Outcome(submission, status=f"no folder {submission.folder_name} in the export")
-    name = submission.folder_name
+        return Outcome(entry, status=f"no folder {entry.folder_name} in the export")
+    name = entry.folder_name
     results_path, stored = Path(results_dir) / f"{name}.json", Path(results_dir) / f"{name}.outcomes.npz"
     command = [sys.executable, "-m", "autograder", "grade", str(folder), "--part", args.part,
                "--time-budget", str(args.time_budget), "--rubric", str(Path(args.rubric).resolve())]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     if args.rescore:
-        return rescore_one(submission, command, results_dir)
+        return rescore_one(entry, command, results_dir)
     command += ["--results", str(results_path), "--outcomes", str(stored)]
     try:
         completed = subprocess.run(command, cwd=PACKAGE_PARENT, stdin=subprocess.DEVNULL,
                                    capture_output=True, text=True,
                                    timeout=args.time_budget + GRADE_TIMEOUT_MARGIN)
     except subprocess.TimeoutExpired:
-        return Outcome(submission, status="the grader overran its time budget and was stopped")
+        return Outcome(entry, status="the grader overran its time budget and was stopped")
     try:
         results = json.loads(results_path.read_text())
     except (OSError, ValueError):
         last_line = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        return Outcome(submission, status=f"no results.json (grader exit {completed.returncode}: "
-                                          f"{last_line})")
+        return Outcome(entry, status=f"no results.json (grader exit {completed.returncode}: "
+                                     f"{last_line})")
     status = "ok" if completed.returncode == 0 else "autograder error (see its results.json)"
-    return Outcome(submission, results, status)
+    return Outcome(entry, results, status)
 
 
-def rescore_one(submission, command, results_dir):
+def rescore_one(entry, command, results_dir):
     """Grade from the stored outcomes into a scratch folder; only a complete
     replay replaces the submission's results (its plot too), keeping the
     original grading time (execution_time) for the report."""
-    name = submission.folder_name
+    name = entry.folder_name
     stored, results_path = Path(results_dir) / f"{name}.outcomes.npz", Path(results_dir) / f"{name}.json"
     if not stored.is_file():
-        return Outcome(submission, status=f"not re-scored: no stored outcomes ({stored.name}); "
-                                          f"regrade it without --rescore")
+        return Outcome(entry, status=f"not re-scored: no stored outcomes ({stored.name}); "
+                                     f"regrade it without --rescore")
     scratch = Path(results_dir) / ".rescore" / name
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -186,7 +189,7 @@ def rescore_one(submission, command, results_dir):
             why = next((line for line in completed.stderr.splitlines() if line.startswith("replay: ")),
                        f"grader exit {completed.returncode}")
             why = why.removeprefix("replay: ").removesuffix("; grade it without --replay")
-            return Outcome(submission, status=f"not re-scored: {why}; regrade it without --rescore")
+            return Outcome(entry, status=f"not re-scored: {why}; regrade it without --rescore")
         results = json.loads((scratch / f"{name}.json").read_text())
         try:
             results["execution_time"] = json.loads(results_path.read_text())["execution_time"]
@@ -196,11 +199,11 @@ def rescore_one(submission, command, results_dir):
         for produced in scratch.iterdir():
             os.replace(produced, Path(results_dir) / produced.name)
     except subprocess.TimeoutExpired:
-        return Outcome(submission, status="not re-scored: the replay did not finish")
+        return Outcome(entry, status="not re-scored: the replay did not finish")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     status = "ok" if completed.returncode == 0 else "autograder error (see its results.json)"
-    return Outcome(submission, results, status)
+    return Outcome(entry, results, status)
 
 
 def run(args):
@@ -216,7 +219,7 @@ def run(args):
     if args.data_dir:
         args.data_dir = str(Path(args.data_dir).resolve())
     try:
-        submissions = read_export(args.export_dir)
+        entries = read_export(args.export_dir)
     except (FileNotFoundError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -228,22 +231,21 @@ def run(args):
     results_dir.mkdir(parents=True, exist_ok=True)
     outcomes = {}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(grade_one, submission, args.export_dir, results_dir, args): submission
-                   for submission in submissions}
+        futures = {pool.submit(grade_one, entry, args.export_dir, results_dir, args): entry for entry in entries}
         for future in tqdm(as_completed(futures), total=len(futures), unit="submission",
                            desc="rescore" if args.rescore else "regrade"):
-            submission = futures[future]
+            entry = futures[future]
             try:
-                outcomes[submission.folder_name] = future.result()
+                outcomes[entry.folder_name] = future.result()
             except Exception as exc:            # a bug here must not stop the batch either
-                outcomes[submission.folder_name] = Outcome(submission, status=f"regrade error: {exc}")
+                outcomes[entry.folder_name] = Outcome(entry, status=f"regrade error: {exc}")
     shutil.rmtree(results_dir / ".rescore", ignore_errors=True)
-    ordered = [outcomes[s.folder_name] for s in submissions]
+    ordered = [outcomes[e.folder_name] for e in entries]
     written = class_results.write_all(ordered, args, results_dir)
     failed = [o for o in ordered if o.status != "ok"]
     verb = "re-scored" if args.rescore else "graded"
     print(f"{verb} {len(ordered) - len(failed)} of {len(ordered)} submissions; wrote {', '.join(written)} "
           f"and {results_dir}/")
     for outcome in failed:
-        print(f"  {outcome.submission.folder_name}: {outcome.status}")
+        print(printable(f"  {outcome.entry.folder_name}: {outcome.status}"))
     return 0

@@ -1,6 +1,7 @@
 """Authoring (staff only, never shipped): everything built from solutions/.
 
-- ``build_cases``: the grader's test cases (public and hidden) from the reference layers.py;
+- ``build_cases``: the grader's test cases (public and hidden) from the reference layers.py
+  (a package: the builder, one module per layer, the command and fingerprint);
 - ``markers``: the solution-region markers of solutions/ and the stubs they become;
 - ``handout``, ``handout_checks``: assignments/ and dist/handout.zip, and their checks;
 - ``autograder_zip``: dist/autograder.zip for Gradescope;

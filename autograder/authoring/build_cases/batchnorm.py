@@ -63,6 +63,21 @@ def bn_inputs(rng, spec, features):
     return x, gamma, beta, running
 
 
+def fresh_bn_param(param, running):
+    """A bn_param of its own: param with copies of the running statistics."""
+    return dict(param, **{k: v.copy() for k, v in running.items()})
+
+
+def bn_test_inputs(group, spec):
+    """A test-mode case's x, gamma, beta, running statistics and bn_param
+    (features on axis 1: the columns, or the channels)."""
+    rng = rng_for(group, spec["name"])
+    features = spec["shape"][1]
+    x, gamma, beta, _ = bn_inputs(rng, spec, features)
+    running = {"running_mean": rng.randn(features), "running_var": rng.rand(features) + 0.5}
+    return x, gamma, beta, running, bn_param_of(spec, "test")
+
+
 def bn_formula_variants(x2d, gamma, beta, param, running):
     """Train-mode mistakes on 2-d data (rows are samples): output and running statistics."""
     eps = param.get("eps", 1e-5)
@@ -165,11 +180,7 @@ def build_batchnorm(builder):
                     variants={key: {"momentum_swapped": swapped[key]} for key in swapped})
 
     for spec in BN_TEST_CASES:
-        rng = rng_for("batchnorm", spec["name"])
-        D = spec["shape"][1]
-        x, gamma, beta, _ = bn_inputs(rng, spec, D)
-        running = {"running_mean": rng.randn(D), "running_var": rng.rand(D) + 0.5}
-        param = bn_param_of(spec, "test")
+        x, gamma, beta, running, param = bn_test_inputs("batchnorm", spec)
         out, _ = ref.batchnorm_forward(x, gamma, beta, dict(param, **running))
         variants = {}
         if x.shape[0] > 1:
@@ -184,11 +195,6 @@ def build_batchnorm(builder):
         builder.add("batchnorm", spec["name"], kind="test", params={"bn_param": param},
                     inputs=dict(x=x, gamma=gamma, beta=beta, **running),
                     expected={"out": out}, variants={"out": variants})
-
-
-def fresh_bn_param(param, running):
-    """A bn_param of its own: param with copies of the running statistics."""
-    return dict(param, **{k: v.copy() for k, v in running.items()})
 
 
 def build_spatial_batchnorm(builder):
@@ -284,11 +290,7 @@ def spatial_train_variants(ref, x, gamma, beta, dout, param, running):
 def add_spatial_test_case(builder, spec):
     """One test-mode case: the output with the running statistics given."""
     ref = builder.ref
-    rng = rng_for("spatial_batchnorm", spec["name"])
-    C = spec["shape"][1]
-    x, gamma, beta, _ = bn_inputs(rng, spec, C)
-    running = {"running_mean": rng.randn(C), "running_var": rng.rand(C) + 0.5}
-    param = bn_param_of(spec, "test")
+    x, gamma, beta, running, param = bn_test_inputs("spatial_batchnorm", spec)
     out, _ = ref.spatial_batchnorm_forward(x, gamma, beta, dict(param, **running))
     batch_statistics = ref.spatial_batchnorm_forward(
         x, gamma, beta, dict(fresh_bn_param(param, running), mode="train"))[0]

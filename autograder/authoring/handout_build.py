@@ -26,42 +26,47 @@ def generate(solutions_dir, grader_dir=GRADER_DIR):
     errors = []
     files, secrets, public = {}, {}, []
     functions, notebook_stubs = {}, {}
-
-    def take(relative, stubbed):
-        for line, where in stubbed.secrets:
-            secrets.setdefault(line, where)
-        public.extend(stubbed.public)
-        files[relative] = stubbed.text.encode("utf-8")
-
     for relative, action in file_plan(solutions_dir, errors):
         source = solutions_dir / relative
-        name = display(source)
         try:
-            if action == "copy":
-                files[relative] = source.read_bytes()
-                public.append(source.read_text(encoding="utf-8"))
-            elif action == "readme":
-                text = render_readme(read_text(source), grader_dir)
-                files[relative] = text.encode("utf-8")
-                public.append(text)
-            elif action == "stub":
-                stubbed = markers.stub_source(read_text(source), markers.Location(name, source.name))
-                take(relative, stubbed)
-                functions[source.name] = list(dict.fromkeys(stubbed.functions))
-            else:
-                stubbed = markers.stub_notebook(read_text(source), name, source.name)
-                take(relative, stubbed)
-                notebook_stubs[source.name] = set(stubbed.stub_messages)
+            files[relative], file_public, stubbed = _generate_file(source, action, grader_dir)
         except (markers.MarkerError, HandoutError) as exc:
             errors.append(str(exc))
+            continue
         except (OSError, UnicodeDecodeError) as exc:
-            errors.append(f"{name}: cannot read it ({exc})")
+            errors.append(f"{display(source)}: cannot read it ({exc})")
+            continue
+        public.extend(file_public)
+        if stubbed is None:
+            continue
+        for line, where in stubbed.secrets:
+            secrets.setdefault(line, where)
+        if action == "stub":
+            functions[source.name] = list(dict.fromkeys(stubbed.functions))
+        else:
+            notebook_stubs[source.name] = set(stubbed.stub_messages)
     if errors:
         raise HandoutError("\n".join(errors))
     public_text = "\n".join(public)
     secrets = {line: where for line, where in secrets.items()
                if line not in PUBLISHED_LINES and not occurs(line, public_text)}
     return Handout(files, secrets, functions, notebook_stubs)
+
+
+def _generate_file(source, action, grader_dir):
+    """(its bytes in assignments/, its public texts, the markers' Stubbed or None)
+    of one file of solutions/, as file_plan's action says."""
+    if action == "copy":
+        return source.read_bytes(), [source.read_text(encoding="utf-8")], None
+    if action == "readme":
+        text = render_readme(read_text(source), grader_dir)
+        return text.encode("utf-8"), [text], None
+    name = display(source)
+    if action == "stub":
+        stubbed = markers.stub_source(read_text(source), markers.Location(name, source.name))
+    else:
+        stubbed = markers.stub_notebook(read_text(source), name, source.name)
+    return stubbed.text.encode("utf-8"), stubbed.public, stubbed
 
 
 def ta_check_problems(grader_dir=GRADER_DIR):

@@ -100,7 +100,8 @@ def test_an_unpacking_error_in_dropout_names_the_2d_mask_only_where_the_line_tak
 def test_a_mistake_that_explains_few_failing_cases_is_listed_but_not_the_headline():
     from types import SimpleNamespace
 
-    from autograder.parts.layers.common import Tally, Verdict
+    from autograder.parts.layers.judging import Verdict
+    from autograder.parts.layers.tally import Tally
     tally = Tally("batchnorm_backward", public_only=False)
     cases = [SimpleNamespace(label=f"h{i}") for i in range(4)]
     tally.case(cases[0], "call", [Verdict(False, ["dgamma has shape (1, 5)"], ["an extra axis"])])
@@ -123,7 +124,8 @@ def test_a_function_that_times_out_only_on_large_inputs_is_called_slow_not_stuck
     the small cases and runs out of time on the large ones."""
     from types import SimpleNamespace
 
-    from autograder.parts.layers.common import TOO_SLOW, Tally, Verdict
+    from autograder.parts.layers.judging import Verdict
+    from autograder.parts.layers.tally import TOO_SLOW, Tally
 
     tally = Tally("conv_backward", public_only=False)
     small, large = SimpleNamespace(label="public case p1"), SimpleNamespace(label="hidden case h10")
@@ -141,7 +143,8 @@ def test_a_function_that_times_out_only_on_large_inputs_is_called_slow_not_stuck
 def test_constant_forward_credit_needs_credit_elsewhere():
     """A backward matching a forward that is constant on one case is credited
     there only if it earns credit on another case (a zeros stub earns nothing)."""
-    from autograder.parts.layers.common import Verdict, credit_where_forward_is_constant
+    from autograder.parts.layers.gradients import credit_where_forward_is_constant
+    from autograder.parts.layers.judging import Verdict
 
     flagged = Verdict(False, ["constant"], matches_constant_forward=True)
     alone = {"h1": [flagged]}

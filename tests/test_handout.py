@@ -397,7 +397,7 @@ def test_rubric_table_is_rendered_from_the_rubric_file(tree):
 
 
 @pytest.mark.parametrize("rubric, message", [
-    (None, "rubric.yaml (read by autograder/authoring/handout.py render_rubric): missing"),
+    (None, "rubric.yaml (read by autograder/authoring/handout_rubric.py render_rubric): missing"),
     ("tests: [", "not valid YAML"),
     ("tests: []\n", "expected a mapping with a non-empty list 'tests'"),
     ('tests:\n  - {number: 1, name: x, part: layers, points: 2}\n', "tests[0] must have 'number' (a string)"),
@@ -463,7 +463,7 @@ def test_rebuild_replaces_old_files_but_keeps_downloaded_data(tree):
     (lambda cnn: (cnn / "notes.txt").write_text("TA notes"),
      "cnn/notes.txt: not on the handout's lists"),
     (lambda cnn: (cnn / "train.py").unlink(),
-     "cnn/train.py: missing (autograder/authoring/handout.py lists it"),
+     "cnn/train.py: missing (autograder/authoring/handout_plan.py lists it"),
     (lambda cnn: (cnn / "dropout.ipynb").write_text(nbformat.writes(make_notebook([markdown("# END PROMPT")]))),
      "dropout.ipynb: cell index 0, line 1: marker '# END PROMPT' in a non-code cell"),
 ])
@@ -518,13 +518,13 @@ def test_leak_check_finds_a_planted_line_in_files_and_notebooks(tree):
     assert "dx = dout * cache" in result.secrets
     assert "shown = layers.dropout_forward" in result.secrets
     assert "keep = 0.8 * 1.0" in result.secrets
-    assert handout.find_leaks(result.secrets, handout._texts(result.files)) == []
+    assert handout.find_leaks(result.secrets, handout.texts(result.files)) == []
     planted = dict(result.files)
     planted["cnn/train.py"] += b"    dx = dout * cache  # copied\n"
     nb = nbformat.reads(planted["cnn/dropout.ipynb"].decode(), as_version=4)
     nb.cells.append(code('print("hi"); shown = layers.dropout_forward'))
     planted["cnn/dropout.ipynb"] = nbformat.writes(nb).encode()
-    leaks = handout.find_leaks(result.secrets, handout._texts(planted))
+    leaks = handout.find_leaks(result.secrets, handout.texts(planted))
     assert sorted(leak.split(":")[0] for leak in leaks) == ["cnn/dropout.ipynb", "cnn/train.py"]
     # A longer name containing a secret is not that secret.
     assert handout.find_leaks({"out = x * 2": "f.py:1"}, {"g.py": "dout = x * 2\n"}) == []
@@ -574,7 +574,7 @@ def test_sync_check_reports_each_difference(real_handout, tmp_path):
 def test_committed_handout_and_zip_leak_no_solution_line(real_handout):
     assert "out = np.einsum('ncijak,fcak->nfij', windows, w, optimize=True)" in real_handout.secrets
     assert len(real_handout.secrets) > 50
-    assert handout.find_leaks(real_handout.secrets, handout._tree_texts(REPO / "assignments")) == []
+    assert handout.find_leaks(real_handout.secrets, handout.tree_texts(REPO / "assignments")) == []
     archive = handout.zip_bytes(real_handout)
     assert handout.find_leaks(real_handout.secrets, handout.zip_texts(archive)) == []
     names = zipfile.ZipFile(io.BytesIO(archive)).namelist()

@@ -118,90 +118,116 @@ def stub_source(text, location):
 
     Raises MarkerError on the first marker mistake, naming location and line.
     """
-    lines = text.splitlines(keepends=True)
-    out = Stubbed(text="")
-    produced = []
-    prompt = None          # (first line number, [lines]) of the PROMPT block being read or just read
-    prompt_closed = False
-    region_start = None    # line number of the open # BEGIN SOLUTION
-    region_prompt = None
-    scopes = None          # enclosing def/class of each line, computed when first needed
+    stubbing = _SourceStubbing(text, location)
+    for number, line in enumerate(stubbing.lines, start=1):
+        stubbing.read(number, line)
+    return stubbing.finish()
 
-    def fail(number, message):
-        raise MarkerError(f"{location.at(number)}: {message}")
 
-    def enclosing(number):
-        nonlocal scopes
-        if scopes is None:
-            scopes = _scope_names(text, location)
-        return scopes.get(number) or location.name
+class _SourceStubbing:
+    """stub_source's state while it reads a text line by line: outside any
+    marker, inside a PROMPT block, or inside a solution region."""
 
-    for number, line in enumerate(lines, start=1):
+    def __init__(self, text, location):
+        self.text, self.location = text, location
+        self.lines = text.splitlines(keepends=True)
+        self.out = Stubbed(text="")
+        self.produced = []
+        self.prompt = None          # (first line number, [lines]) of the PROMPT block being read or just read
+        self.prompt_closed = False
+        self.region_start = None    # line number of the open # BEGIN SOLUTION
+        self.region_prompt = None
+        self.scopes = None          # enclosing def/class of each line, computed when first needed
+
+    def fail(self, number, message):
+        raise MarkerError(f"{self.location.at(number)}: {message}")
+
+    def enclosing(self, number):
+        if self.scopes is None:
+            self.scopes = _scope_names(self.text, self.location)
+        return self.scopes.get(number) or self.location.name
+
+    def read(self, number, line):
+        """One line: checked against the marker grammar, then stubbed, kept or dropped."""
         try:
             marker = marker_of(line)
         except ValueError as exc:
-            fail(number, str(exc))
-        if prompt_closed and marker != BEGIN_SOLUTION:
-            fail(prompt[0], f"the PROMPT block must be followed directly by {BEGIN_SOLUTION!r} "
-                            f"(line {number} is not)")
+            self.fail(number, str(exc))
+        if self.prompt_closed and marker != BEGIN_SOLUTION:
+            self.fail(self.prompt[0], f"the PROMPT block must be followed directly by "
+                                      f"{BEGIN_SOLUTION!r} (line {number} is not)")
+        if self.region_start is not None:
+            self.in_region(number, line, marker)
+        elif self.prompt is not None and not self.prompt_closed:
+            self.in_prompt(number, line, marker)
+        else:
+            self.outside(number, line, marker)
 
-        if region_start is not None:                          # inside a solution region
-            if marker == END_SOLUTION:
-                name = enclosing(region_start)
-                begin_line = lines[region_start - 1]
-                stub, message = _stub_lines(begin_line, region_prompt, name)
-                produced.extend(stub)
-                out.functions.append(name)
-                out.stub_messages.append(message)
-                region_start = region_prompt = None
-            elif marker is not None:
-                what = "nested" if marker == BEGIN_SOLUTION else "inside a solution region:"
-                fail(number, f"{what} {marker!r} (the region opened at line {region_start} "
-                             f"is not closed by {END_SOLUTION!r})")
-            elif not is_trivial(line.strip()):
-                out.secrets.append((line.strip(), location.at(number)))
-        elif prompt is not None and not prompt_closed:         # inside a PROMPT block
-            if marker == END_PROMPT:
-                prompt_closed = True
-            elif marker is not None:
-                fail(number, f"{marker!r} inside the PROMPT block opened at line {prompt[0]} "
-                             f"(close it with {END_PROMPT!r} first)")
-            elif line.strip() and not line.lstrip().startswith("#"):
-                fail(number, "a PROMPT block holds comment lines only; found code: "
-                             f"{line.strip()!r}")
-            else:
-                prompt[1].append(line)
-                out.public.append(line.strip())
-        elif marker == BEGIN_SOLUTION:
-            region_start, region_prompt = number, (prompt[1] if prompt else None)
-            prompt, prompt_closed = None, False
+    def in_region(self, number, line, marker):
+        """A line of a solution region: a secret, or the END that makes the stub."""
+        if marker == END_SOLUTION:
+            name = self.enclosing(self.region_start)
+            begin_line = self.lines[self.region_start - 1]
+            stub, message = _stub_lines(begin_line, self.region_prompt, name)
+            self.produced.extend(stub)
+            self.out.functions.append(name)
+            self.out.stub_messages.append(message)
+            self.region_start = self.region_prompt = None
+        elif marker is not None:
+            what = "nested" if marker == BEGIN_SOLUTION else "inside a solution region:"
+            self.fail(number, f"{what} {marker!r} (the region opened at line {self.region_start} "
+                              f"is not closed by {END_SOLUTION!r})")
+        elif not is_trivial(line.strip()):
+            self.out.secrets.append((line.strip(), self.location.at(number)))
+
+    def in_prompt(self, number, line, marker):
+        """A line of a PROMPT block: a comment kept for the stub, or its END."""
+        if marker == END_PROMPT:
+            self.prompt_closed = True
+        elif marker is not None:
+            self.fail(number, f"{marker!r} inside the PROMPT block opened at line {self.prompt[0]} "
+                              f"(close it with {END_PROMPT!r} first)")
+        elif line.strip() and not line.lstrip().startswith("#"):
+            self.fail(number, "a PROMPT block holds comment lines only; found code: "
+                              f"{line.strip()!r}")
+        else:
+            self.prompt[1].append(line)
+            self.out.public.append(line.strip())
+
+    def outside(self, number, line, marker):
+        """A line outside any block: a BEGIN, a stray END, a solution line or plain code."""
+        if marker == BEGIN_SOLUTION:
+            self.region_start, self.region_prompt = number, (self.prompt[1] if self.prompt else None)
+            self.prompt, self.prompt_closed = None, False
         elif marker == BEGIN_PROMPT:
-            prompt = (number, [])
+            self.prompt = (number, [])
         elif marker == END_SOLUTION:
-            fail(number, f"{END_SOLUTION!r} without a {BEGIN_SOLUTION!r} before it")
+            self.fail(number, f"{END_SOLUTION!r} without a {BEGIN_SOLUTION!r} before it")
         elif marker == END_PROMPT:
-            fail(number, f"{END_PROMPT!r} without a {BEGIN_PROMPT!r} before it")
+            self.fail(number, f"{END_PROMPT!r} without a {BEGIN_PROMPT!r} before it")
         elif _is_solution_line(line):
-            code, new_line = _blank_right_hand_side(line, location.at(number))
-            produced.append(new_line)
+            code, new_line = _blank_right_hand_side(line, self.location.at(number))
+            self.produced.append(new_line)
             if not is_trivial(code):
-                out.secrets.append((code, location.at(number)))
+                self.out.secrets.append((code, self.location.at(number)))
         else:
             if _NEAR_SUFFIX.search(line.rstrip()) and not line.lstrip().startswith("#"):
-                fail(number, f"malformed marker at the end of {line.strip()!r}; "
-                             f"a solution line ends in exactly {SOLUTION_SUFFIX!r}")
-            produced.append(line)
-            out.public.append(line.strip())
+                self.fail(number, f"malformed marker at the end of {line.strip()!r}; "
+                                  f"a solution line ends in exactly {SOLUTION_SUFFIX!r}")
+            self.produced.append(line)
+            self.out.public.append(line.strip())
 
-    if region_start is not None:
-        fail(region_start, f"{BEGIN_SOLUTION!r} is never closed by {END_SOLUTION!r}")
-    if prompt is not None:
-        if prompt_closed:
-            fail(prompt[0], f"the PROMPT block must be followed directly by {BEGIN_SOLUTION!r} "
-                            "(the text ends first)")
-        fail(prompt[0], f"{BEGIN_PROMPT!r} is never closed by {END_PROMPT!r}")
-    out.text = "".join(produced)
-    return out
+    def finish(self):
+        """The Stubbed, once no region or PROMPT block is left open."""
+        if self.region_start is not None:
+            self.fail(self.region_start, f"{BEGIN_SOLUTION!r} is never closed by {END_SOLUTION!r}")
+        if self.prompt is not None:
+            if self.prompt_closed:
+                self.fail(self.prompt[0], f"the PROMPT block must be followed directly by "
+                                          f"{BEGIN_SOLUTION!r} (the text ends first)")
+            self.fail(self.prompt[0], f"{BEGIN_PROMPT!r} is never closed by {END_PROMPT!r}")
+        self.out.text = "".join(self.produced)
+        return self.out
 
 
 def _is_solution_line(line):

@@ -8,7 +8,7 @@ cache, so a forward that fails on a case costs that backward case too.
 """
 from autograder.cases import load_cases
 from autograder.parts.layers import batchnorm, conv, dropout, pool
-from autograder.parts.layers.common import FILE, LayerEnv
+from autograder.parts.layers.env import FILE, LayerEnv
 
 TITLE = "numpy layers"
 FILES = (FILE,)

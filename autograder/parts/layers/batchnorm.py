@@ -4,8 +4,9 @@ several calls sharing one bn_param), test mode, gradients."""
 import numpy as np
 
 from autograder.parts.layers.compare import FEATURE_AXES, IMAGE_AXES, fmt_value, is_numeric_array
-from autograder.parts.layers.common import (Call, Plan, Verdict, judge_array, new_job, plan_backward,
-                                            plan_forward, run_plans, unchanged_inputs, unpack_forward)
+from autograder.parts.layers.env import new_job
+from autograder.parts.layers.judging import Verdict, judge_array, unchanged_inputs, unpack_forward
+from autograder.parts.layers.plans import Call, Plan, plan_backward, plan_forward, run_plans
 
 OUTPUT_MISTAKES = {
     "unbiased_variance": "the batch variance is divided by N - 1; batch norm uses the biased "

@@ -1,6 +1,7 @@
 """conv_forward and conv_backward."""
 from autograder.parts.layers.compare import CONV_OUT_AXES, IMAGE_AXES, KERNEL_AXES
-from autograder.parts.layers.common import Call, Plan, new_job, plan_backward, plan_forward, run_plans
+from autograder.parts.layers.env import new_job
+from autograder.parts.layers.plans import Call, Plan, plan_backward, plan_forward, run_plans
 
 FORWARD_MISTAKES = {
     "flipped_kernel": "the kernel is flipped (a true convolution); conv_forward must compute a "

@@ -15,7 +15,9 @@ import math
 import numpy as np
 
 from autograder.parts.layers.compare import fmt_number, fmt_shape, fmt_value, is_numeric_array
-from autograder.parts.layers.common import Plan, Verdict, forward_failed, new_job, run_plans, unpack_forward
+from autograder.parts.layers.env import new_job
+from autograder.parts.layers.judging import Verdict, forward_failed, unpack_forward
+from autograder.parts.layers.plans import Plan, run_plans
 
 FALSE_FAILURE_PROBABILITY = 1e-6
 VALUE_TOLERANCE = 1e-9

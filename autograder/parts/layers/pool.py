@@ -2,8 +2,9 @@
 import numpy as np
 
 from autograder.parts.layers.compare import IMAGE_AXES, fmt_number, is_numeric_array, matching_mistakes
-from autograder.parts.layers.common import (Call, Plan, Verdict, judge_array, new_job, plan_backward,
-                                            plan_forward, run_plans)
+from autograder.parts.layers.env import new_job
+from autograder.parts.layers.judging import Verdict, judge_array
+from autograder.parts.layers.plans import Call, Plan, plan_backward, plan_forward, run_plans
 
 MAX_FORWARD_MISTAKES = {
     "average_instead": "each window's mean is taken instead of its maximum",

@@ -66,6 +66,8 @@ def test_an_installed_wheel_grades_outside_the_checkout(wheel, tmp_path):
                             "--part", "layers", "--results", str(results)],
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=900)
     assert grade.returncode == 0, grade.stdout[-2000:] + grade.stderr[-2000:]
+    # Installed below the temporary folder, which the sandbox hides: student code still runs as the worker user.
+    assert "own user" not in grade.stderr, grade.stderr[-2000:]
     graded = json.loads(results.read_text())
     full = sum(test["max_score"] for test in graded["tests"])
     assert full > 0 and graded["score"] == full, graded["output"][-2000:]

@@ -3,6 +3,7 @@ and what happens when submission code raises, exits, hangs, crashes or
 writes garbage."""
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
 import time
@@ -241,6 +242,14 @@ with_mount_namespace = pytest.mark.skipif(os.geteuid() != 0 or not sandbox.mount
                                           reason="needs a root grader that may create mount namespaces")
 
 
+def mount_points_below(plan, folder):
+    """The names a worker sees in hidden folder: the first step down to each
+    folder the plan shows below it (the interpreter's, e.g. a venv in a
+    checkout under /tmp), and nothing else."""
+    return {Path(path).relative_to(folder).parts[0] for path in plan.shown
+            if Path(path).is_relative_to(folder) and Path(path) != Path(folder)}
+
+
 def run_one(box, tmp_path, code, function="probe"):
     files = module_file(tmp_path, code)
     job, ids = student_job([(function, [])])
@@ -269,7 +278,8 @@ def test_grader_files_and_closed_folders_are_hidden_from_the_worker(tmp_path):
     above the interpreter, and can write to neither."""
     box = Sandbox()
     plan = box.mount_plan()
-    assert str(REPO) in plan.hidden
+    # The checkout is hidden itself, or lies below a hidden folder (a clone under /tmp).
+    assert any(REPO.is_relative_to(folder) for folder in plan.hidden)
     hidden_cases = sorted(str(path) for path in (REPO / "autograder" / "cases" / "hidden").glob("*"))
     secrets = [str(REPO / "solutions" / "cnn" / "layers.py"), str(REPO / "autograder" / "sandbox" / "runner.py"),
                str(REPO / ".git" / "HEAD")] + hidden_cases
@@ -315,9 +325,7 @@ def test_grader_files_and_closed_folders_are_hidden_from_the_worker(tmp_path):
         assert seen["write " + folder] != "WROTE"
         assert not os.path.exists(os.path.join(folder, "written-by-student"))
         # Only the interpreter's folders are left, as mount points.
-        shown = {Path(path).relative_to(folder).parts[0] for path in plan.shown
-                 if Path(path).is_relative_to(folder)}
-        assert set(seen["list " + folder]) == shown
+        assert set(seen["list " + folder]) == mount_points_below(plan, folder)
     assert seen["import autograder"] in ("ModuleNotFoundError", "ImportError")
     assert seen["numpy"] == 6.0
     assert seen[str(other_job / "layers.py")] == "FileNotFoundError"
@@ -359,10 +367,49 @@ def test_no_worker_can_leave_files_for_a_later_one(tmp_path):
         first, second = (run_one(Sandbox(), tmp_path, code) for _ in range(2))
     finally:
         planted.unlink()
+    plan = Sandbox().mount_plan()
     for seen in (first, second):
         for folder in shared:
-            assert seen["list " + folder] == [] and seen["write " + folder] != "WROTE", (folder, seen)
+            # Empty, but for the way down to the interpreter when it lies below (a checkout under /tmp).
+            assert set(seen["list " + folder]) == mount_points_below(plan, os.path.realpath(folder)), (folder, seen)
+            assert seen["write " + folder] != "WROTE", (folder, seen)
             assert not os.path.exists(os.path.join(folder, left))
+
+
+@with_mount_namespace
+def test_an_interpreter_below_a_hidden_folder_still_runs_as_the_worker_user(tmp_path):
+    """A checkout (and its venv, or an installed wheel) inside a folder the
+    sandbox hides, e.g. a clone under /tmp: the worker still runs as the
+    unprivileged user, imports numpy from that interpreter, and sees of the
+    hidden folder only the way down to the interpreter."""
+    above = REPO.parent                 # stands for /tmp: hidden, and holding the checkout
+    box = Sandbox(hidden=[above])
+    assert box.identity is not None and box.identity[0] != 0
+    assert not [warning for warning in box.warnings if "own user" in warning or "not used" in warning]
+    plan = box.mount_plan()
+    assert str(above) in plan.hidden
+    assert any(Path(path).is_relative_to(above) for path in plan.shown) == Path(sys.prefix).is_relative_to(above)
+    secrets = [str(REPO / "solutions" / "cnn" / "layers.py"), str(REPO / "autograder" / "rubric.yaml")]
+    seen = run_one(box, tmp_path, f"""
+        import os, numpy
+        def probe():
+            above = {str(above)!r}
+            # (the job's own folder is bound back there if it lies below)
+            own = os.path.relpath(os.getcwd(), above).split(os.sep)[0]
+            found = {{"uid": os.geteuid(), "numpy": float(numpy.arange(4).sum()),
+                     "list above": sorted(name for name in os.listdir(above) if name != own)}}
+            for path in {secrets!r}:
+                try:
+                    open(path, "rb").close()
+                    found[path] = "READ"
+                except OSError as exc:
+                    found[path] = type(exc).__name__
+            return found
+    """)
+    assert seen["uid"] == float(box.identity[0]) and seen["numpy"] == 6.0
+    assert set(seen["list above"]) == mount_points_below(plan, str(above))
+    for path in secrets:
+        assert seen[path] != "READ", path
 
 
 @with_mount_namespace

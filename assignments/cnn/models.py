@@ -13,9 +13,10 @@ Rules the grader checks:
   (batch norm does not count), at least two of them convolutions, and at most
   1,000,000 parameters. Use convolutions, batch norm, ReLU, pooling and dropout.
 - The compute rule, per image in one forward pass (train.model_cost measures
-  it the grader's way): ConvNet at most 200,000,000 multiply-adds and
-  1,000,000 activation values (elements of the tensors the pass creates),
-  FCNet at most 10,000,000 and 200,000. Convolutions at the full 32x32
+  it the grader's way; `python train.py --report` prints it for both
+  models): ConvNet at most 200,000,000 multiply-adds and 1,000,000
+  activation values (elements of the tensors the pass creates), FCNet at
+  most 10,000,000 and 200,000. Convolutions at the full 32x32
   resolution cost the most: pool early, keep the wide layers small in
   resolution. The grader trains and evaluates your models on a small machine;
   this keeps every legal model within its time.
@@ -65,15 +66,3 @@ def count_parameters(model):
     """Number of trainable parameters of model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-
-if __name__ == "__main__":
-    from train import model_cost
-
-    for cls in (FCNet, ConvNet):
-        net = cls()
-        logits = net(torch.zeros(2, 3, 32, 32))
-        cost = model_cost(net)
-        print(f"{cls.__name__}: {count_weight_layers(net)} weight layers, "
-              f"{count_parameters(net):,} parameters, output {tuple(logits.shape)}, "
-              f"{cost['multiply_adds']:,.0f} multiply-adds and {cost['activations']:,.0f} "
-              f"activation values per image")

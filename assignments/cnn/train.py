@@ -13,6 +13,7 @@ From a shell (the presets in PRESETS; `python train.py --help` lists them):
     python train.py convnet-cpu               # ConvNet, sized for a laptop CPU
     python train.py convnet --device cuda     # a longer schedule, for a GPU
     python train.py fcnet --epochs 5 --data-dir ~/data
+    python train.py --report                  # your models' sizes and costs (models.py's rules)
 
 Devices: TrainConfig.device 'auto' takes a CUDA GPU, then Apple's MPS, then
 the CPU. Each gets what fits it: float16 mixed precision on CUDA, bfloat16 on
@@ -171,6 +172,98 @@ def evaluate(model, images, labels, batch_size=500, bf16=False, amp_dtype=None):
     return loss, accuracy
 
 
+@dataclass
+class TrainingRun:
+    """What one call of train() works with, set up by start_run()."""
+    device: torch.device
+    amp_dtype: torch.dtype | None   # autocast's dtype (None: plain float32)
+    memory_format: torch.memory_format
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator      # the shuffling and augmentation draws
+
+
+def count_steps(n, config):
+    """(steps per epoch, total steps) of training on n images with config."""
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch))
+    return steps_per_epoch, total_steps
+
+
+def make_optimizer(model, config, total_steps):
+    """(optimizer, schedule): SGD with Nesterov momentum, its learning rate
+    raised linearly from 0 to config.lr over the warmup steps, then lowered
+    linearly to 0 at total_steps."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=True, weight_decay=config.weight_decay)
+    warmup_steps = max(1, round(config.warmup * total_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (
+        step / warmup_steps if step < warmup_steps
+        else max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))))
+    return optimizer, schedule
+
+
+def start_run(model, config, total_steps):
+    """Seed, pick the device and precision, move model there and build its
+    optimizer: the TrainingRun of one train() call."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    device = pick_device(config.device)
+    amp_dtype = autocast_dtype(device, config.precision)
+    # float16 gradients can underflow: scale the loss (a no-op for other dtypes).
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    # Channels-last suits CPUs and CUDA's tensor cores; MPS runs contiguous.
+    memory_format = torch.contiguous_format if device.type == "mps" else torch.channels_last
+    model.to(device=device, memory_format=memory_format)
+    optimizer, schedule = make_optimizer(model, config, total_steps)
+    return TrainingRun(device, amp_dtype, memory_format, optimizer, schedule, scaler, generator)
+
+
+def new_history(model, config, run):
+    """The history train() fills in: the run's settings, no losses yet."""
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[run.amp_dtype]
+    return {"config": asdict(config), "device": run.device.type, "precision": precision,
+            "parameters": sum(p.numel() for p in model.parameters()), "train_loss": [], "val": []}
+
+
+def train_step(model, run, images, labels, config):
+    """One optimizer step on a batch of uint8 images and their labels
+    (augmented if config.augment, then normalized); returns the loss."""
+    model.train()
+    if config.augment:
+        images = augment_batch(images, run.generator)
+    x = normalize(images.to(run.device)).contiguous(memory_format=run.memory_format)
+    with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
+        loss = F.cross_entropy(model(x).float(), labels.to(run.device), label_smoothing=config.label_smoothing)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.schedule.step()
+    return loss.item()
+
+
+def record_evaluation(model, data, run, history, step, steps_per_epoch):
+    """Evaluate model on data['x_val'], data['y_val'] and add the result to
+    history['val']; returns (loss, accuracy)."""
+    val_loss, val_acc = evaluate(model, data["x_val"], data["y_val"], amp_dtype=run.amp_dtype)
+    history["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 3),
+                           "loss": val_loss, "accuracy": val_acc})
+    return val_loss, val_acc
+
+
+def finish_run(model, history, start, log_path=None, checkpoint_path=None):
+    """Note the time taken, bring model back to the CPU, save its state_dict
+    to checkpoint_path and history to log_path (when given)."""
+    history["seconds"] = round(time.time() - start, 1)
+    model.to(device="cpu", memory_format=torch.contiguous_format)
+    if checkpoint_path:
+        torch.save(model.state_dict(), checkpoint_path)
+    if log_path:
+        write_json(log_path, history)
+
+
 def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None, progress=True):
     """Train model in place on data['x_train'], data['y_train'] (uint8 images,
     int labels), evaluating on data['x_val'], data['y_val'] when present, on
@@ -186,78 +279,37 @@ def train(model, data, config=TrainConfig(), log_path=None, checkpoint_path=None
     """
     from tqdm.auto import tqdm
 
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    device = pick_device(config.device)
-    amp_dtype = autocast_dtype(device, config.precision)
-    # float16 gradients can underflow: scale the loss (a no-op for other dtypes).
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    # Channels-last suits CPUs and CUDA's tensor cores; MPS runs contiguous.
-    memory_format = torch.contiguous_format if device.type == "mps" else torch.channels_last
     x_train = torch.as_tensor(data["x_train"])
     y_train = torch.as_tensor(data["y_train"], dtype=torch.int64)
-    has_val = "x_val" in data
     n = len(x_train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total_steps = config.max_steps or max(1, round(config.epochs * steps_per_epoch))
+    steps_per_epoch, total_steps = count_steps(n, config)
     eval_every = config.eval_every or steps_per_epoch
-
-    model.to(device=device, memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                nesterov=True, weight_decay=config.weight_decay)
-    warmup_steps = max(1, round(config.warmup * total_steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (
-        step / warmup_steps if step < warmup_steps
-        else max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))))
-
-    history = {"config": asdict(config), "device": device.type,
-               "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-               "parameters": sum(p.numel() for p in model.parameters()),
-               "train_loss": [], "val": []}
+    run = start_run(model, config, total_steps)
+    history = new_history(model, config, run)
     start = time.time()
     step = 0
     bar = tqdm(total=total_steps, disable=not progress, unit="step", file=sys.stdout)
     while step < total_steps:
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=run.generator)       # one epoch
         for s in _batches(n, config.batch_size):
             if step == total_steps:
                 break
-            model.train()
-            idx = order[s]
-            images = x_train[idx]
-            if config.augment:
-                images = augment_batch(images, generator)
-            x = normalize(images.to(device)).contiguous(memory_format=memory_format)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                loss = F.cross_entropy(model(x).float(), y_train[idx].to(device),
-                                       label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
+            batch = order[s]
+            loss_value = train_step(model, run, x_train[batch], y_train[batch], config)
             step += 1
-            loss_value = loss.item()
             if not math.isfinite(loss_value):
                 history["diverged_at_step"] = step
                 total_steps = step  # a NaN loss never recovers: stop here
             history["train_loss"].append(loss_value)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
-            if has_val and (step % eval_every == 0 or step == total_steps):
-                val_loss, val_acc = evaluate(model, data["x_val"], data["y_val"], amp_dtype=amp_dtype)
-                history["val"].append({"step": step, "epoch": round(step / steps_per_epoch, 3),
-                                       "loss": val_loss, "accuracy": val_acc})
+            if "x_val" in data and (step % eval_every == 0 or step == total_steps):
+                val_loss, val_acc = record_evaluation(model, data, run, history, step, steps_per_epoch)
                 if progress:
                     bar.write(f"step {step}/{total_steps}  train loss {loss_value:.3f}  "
                               f"held-out loss {val_loss:.3f}  accuracy {val_acc:.3f}")
     bar.close()
-    history["seconds"] = round(time.time() - start, 1)
-    model.to(device="cpu", memory_format=torch.contiguous_format)
-    if checkpoint_path:
-        torch.save(model.state_dict(), checkpoint_path)
-    if log_path:
-        write_json(log_path, history)
+    finish_run(model, history, start, log_path, checkpoint_path)
     return history
 
 
@@ -313,12 +365,27 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def report(models):
+    """Print each model's weight layers, parameters, output shape and compute
+    cost per image (model_cost), to check them against the rules (models.py)."""
+    for cls in (models.FCNet, models.ConvNet):
+        net = cls()
+        logits = net(torch.zeros(2, 3, 32, 32))
+        cost = model_cost(net)
+        print(f"{cls.__name__}: {models.count_weight_layers(net)} weight layers, "
+              f"{models.count_parameters(net):,} parameters, output {tuple(logits.shape)}, "
+              f"{cost['multiply_adds']:,.0f} multiply-adds and {cost['activations']:,.0f} "
+              f"activation values per image")
+
+
 def main(argv=None):
     import models
     parser = argparse.ArgumentParser(description="Train FCNet or ConvNet on CIFAR-10 with a preset "
                                                  "(convnet: the longer schedule, for a GPU; convnet-cpu: "
                                                  "fewer epochs in float32, for a CPU; fcnet).")
-    parser.add_argument("model", choices=sorted(PRESETS))
+    parser.add_argument("model", choices=sorted(PRESETS), nargs="?")
+    parser.add_argument("--report", action="store_true",
+                        help="only print each model's weight layers, parameters and compute cost per image")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where to train (default: auto = cuda, then mps, then cpu)")
     parser.add_argument("--precision", choices=PRECISIONS,
@@ -331,6 +398,10 @@ def main(argv=None):
     parser.add_argument("--log", help="JSON history to write (default: convnet_curve.json or fcnet_curve.json)")
     parser.add_argument("--val-size", type=int, default=5000, help="training images held out for curves")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(models)
+    if args.model is None:
+        parser.error(f"name a preset to train ({', '.join(sorted(PRESETS))}) or pass --report")
 
     config = replace(PRESETS[args.model], device=args.device)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),

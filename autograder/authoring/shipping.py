@@ -5,8 +5,8 @@ The rule (autograder/layout.py): the staff folders (STAFF_ONLY) never ship;
 Gradescope gets the rest, its scripts (GRADESCOPE_SCRIPTS) at the zip's root;
 students get what Gradescope gets minus STUDENTS_NEVER (the hidden cases, the
 Gradescope scripts) and minus the TA-check files that are not all visible
-(autograder/ta/suite.py unshipped). The wheel (pyproject.toml) holds the whole
-package. Every copy adds the provided data.py and train.py under provided/
+(autograder/ta/suite.py unshipped). The wheel (pyproject.toml; setup.py
+writes package_files("wheel") into it) holds the whole package. Every copy adds the provided data.py and train.py under provided/
 (autograder/provided.py), taken from solutions/cnn at build time.
 """
 import fnmatch

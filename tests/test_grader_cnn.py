@@ -33,7 +33,7 @@ from autograder.parts.cnn import evaluation
 from autograder.parts.cnn.transforms import Family
 from autograder.parts import cnn as cnn_part
 from autograder.parts.cnn.jobs import TorchMissing, error_text, new_job
-from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
+from autograder.parts.cnn.data_protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
 from autograder.parts.cnn.settings import DEFAULTS, SettingsError, load_settings
 from autograder.results import validate
 from autograder.rubric import RUBRIC_PATH, load_rubric
@@ -203,7 +203,7 @@ def test_without_torch_for_the_workers_the_cnn_part_blames_the_installation(tmp_
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     ctx = GradingContext(submission=find_submission(write_models(tmp_path / "sub")),
                          sandbox=SimpleNamespace(python=str(venv / "bin" / "python")), cases_dir=None,
-                         rubric_path=RUBRIC_PATH)
+                         settings=load_settings(RUBRIC_PATH))
     with pytest.raises(TorchMissing, match=r"torch is not installed for .*no-torch/bin/python"):
         cnn_part.grade(ctx, {"convnet_architecture"})
 

@@ -5,7 +5,7 @@ may upload the notebooks next to the four graded files. The grader never runs
 a notebook: it reads the uploaded JSON (size-capped, parsed as data only),
 takes the markdown cells tagged ANSWER_TAG (the handout's answer cells) with
 the question cell before each, and notes whether the notebook holds a plot.
-The result, when the upload holds a handout notebook, is a 0-point test that shows the student what the staff will read,
+The result, when the upload holds a handout notebook, is a 0-point test (added to the grade's results.Results) that shows the student what the staff will read,
 and `extra_data["written_answers"]` for the staff's tools. The answers are
 graded by hand (a manual question of the Gradescope assignment, where the
 uploaded notebook is shown rendered, plots included).
@@ -13,8 +13,6 @@ uploaded notebook is shown rendered, plots included).
 import json
 import os
 import stat
-
-from autograder.results import make_test
 
 SOLUTION_TAG = "solution"                 # a model answer of the course's own notebooks
 ANSWER_TAG = "answer"                     # the handout build turns it into a cell tagged so
@@ -76,8 +74,9 @@ def uploaded_notebooks(submission):
     return found
 
 
-def answers_test(submission):
-    """The 0-point test listing the written answers found in the upload."""
+def add_answers(results, submission):
+    """Add the 0-point test listing the written answers found in the upload to
+    results (a results.Results), and its extra_data["written_answers"]."""
     found = uploaded_notebooks(submission)
     lines, extra = [], {}
     if not found:
@@ -102,5 +101,5 @@ def answers_test(submission):
             first = question.splitlines()[0] if question else "(question)"
             lines.append(f"  {first}\n    " + (answer.replace("\n", "\n    ")
                                                if answer != ANSWER_PLACEHOLDER else "(not answered)"))
-    test = make_test(TEST_NUMBER, TEST_NAME, 0, 0, "\n".join(lines), "visible", ["notebooks"])
-    return test, extra
+    results.add_extra(TEST_NUMBER, TEST_NAME, "\n".join(lines), "visible", ["notebooks"])
+    results.extra_data["written_answers"] = extra

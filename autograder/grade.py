@@ -16,29 +16,26 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from autograder import outcomes, speed
-from autograder.ta import suite as ta_suite
-from autograder.answers import answers_test, uploaded_notebooks
+from autograder.answers import add_answers, uploaded_notebooks
 from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
 from autograder.layout import STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
-from autograder.results import format_failures, format_table, make_results, make_test, write_results
-from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
+from autograder.results import Results, format_failures, format_table, internal_error, write_results
+from autograder.rubric import RUBRIC_PATH, check_ids_known, read_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
 from autograder.submission import EXPECTED_FILES, find_submission, submission_digests
+from autograder.ta import suite as ta_suite
 
 # Gradescope stops a run after 10 minutes (and then scores it 0); grading stops
 # starting calls after the budget, and a watchdog ends a part stuck in grader
 # code a little later, so results.json is always ours.
 TIME_BUDGET = 480.0
 WATCHDOG_GRACE = 45
-NOT_RUN = "not run: the grading time budget of {budget:g} s ran out before this check could run"
-
-INTERNAL_ERROR = ("The autograder itself failed while grading {what}. This is not a problem with "
-                  "your submission; please tell the course staff. ({error})")
 
 
 def add_arguments(parser):
@@ -102,157 +99,39 @@ def _watchdog(signum, frame):
 
 
 class Grading:
-    """One grading run: collects tests part by part and always leaves a results.json."""
+    """One grading run, step by step (run): find the submission, make the
+    sandbox, grade each part (its rubric checks, then its TA checks), save.
+    Everything found goes to self.results; a results.json is always left."""
 
     def __init__(self, args):
         self.args = args
         self.results_path = Path(args.results)
         self.started = time.monotonic()
-        self.tests = []
-        self.notes = []
+        self.deadline = self.started + args.time_budget
+        self.results = Results(time_budget=args.time_budget)
         self.submission = None
-        self.leaderboard = []
-        self.extra_tests = []      # 0-point tests the parts add (e.g. a hidden integrity report)
         self.failed = False
         self.timings = []          # (part, grader CPU-s, worker CPU-s, wall s) for the console
         self.ta_modules = []       # ta_suite.TAModule of the TA checks
-        self.extra_data = {}       # results.json's extra_data (instructors only)
         self.sandbox = None        # outcomes.Ledger over the Sandbox (or a Replay)
         self.replay_problem = None
 
-    def internal_error(self, what, exc, entries=()):
-        """Record a failure of the autograder: a zero test per affected rubric
-        entry (or one error test), the traceback on the console only."""
-        self.failed = True
-        traceback.print_exc()
-        message = INTERNAL_ERROR.format(what=what, error=f"{type(exc).__name__}: {exc}")
-        if entries:
-            for entry in entries:
-                self.tests.append(make_test(entry.number, entry.name, 0, entry.points, message,
-                                            entry.visibility, entry.tags))
-        else:
-            self.tests.append(make_test("0", "Autograder error", 0, 0, message))
-
-    def results(self):
-        extra = dict(self.extra_data)
-        if self.sandbox is not None and self.sandbox.limits:
-            extra["limits"] = list(self.sandbox.limits)
-        return make_results(sorted(self.tests + self.extra_tests, key=lambda t: [int(n) for n in t["number"].split(".")]),
-                            output="\n".join(self.notes), leaderboard=self.leaderboard,
-                            execution_time=time.monotonic() - self.started, extra_data=extra)
-
-    def save(self):
-        try:
-            write_results(self.results_path, self.results())
-        except Exception as exc:
-            # The last resort must still be a valid file: an error and no score.
-            self.failed = True
-            traceback.print_exc()
-            fallback = make_results([make_test("0", "Autograder error", 0, 0, INTERNAL_ERROR.format(
-                what="the results", error=f"{type(exc).__name__}: {exc}"))])
-            write_results(self.results_path, fallback)
-
-    def not_run(self, entries):
-        message = NOT_RUN.format(budget=self.args.time_budget)
-        if entries and self.sandbox is not None:
-            self.sandbox.limits.append({"limit": "grading time budget", "job": "grader",
-                                        "message": f"{len(entries)} checks not run"})
-        for entry in entries:
-            self.tests.append(make_test(entry.number, entry.name, 0, entry.points, message,
-                                        entry.visibility, entry.tags))
-
-    def grade_part(self, name, entries, ctx):
-        module = load_part(name)
-        check_ids_known(entries, name, module.CHECKS)
-        cpu, workers, wall = time.process_time(), ctx.sandbox.total_cpu_seconds, time.monotonic()
-        try:
-            results = module.grade(ctx, [entry.check for entry in entries])
-        except BudgetExceeded:
-            self.not_run(entries)
-            return
-        except Exception as exc:
-            self.internal_error(f"the {name} part", exc, entries)
-            return
-        finally:
-            self.timings.append((name, time.process_time() - cpu,
-                                 ctx.sandbox.total_cpu_seconds - workers, time.monotonic() - wall))
-        for entry in entries:
-            result = results.get(entry.check)
-            if result is None:
-                self.internal_error(f"check {entry.check}", LookupError("no result"), [entry])
-                continue
-            output = "\n".join([result.summary] + list(result.details))
-            self.tests.append(make_test(entry.number, entry.name, entry.points * result.fraction,
-                                        entry.points, output, entry.visibility, entry.tags))
-
-    def grade_ta_checks(self, name, ctx, deadline):
-        """The TA checks of part `name` (autograder/ta/suite.py): each costs
-        only its own points, whatever it does."""
-        checks = [c for m in self.ta_modules for c in m.checks if c.part == name and not c.leaderboard]
-        if not checks:
-            return
-        try:
-            tests, leaderboard, notes = ta_suite.run(self.ta_modules, name, ctx, deadline)
-        except BudgetExceeded:
-            done = {t["number"] for t in self.tests}
-            self.not_run([c for c in checks if c.number not in done])
-            return
-        except Exception as exc:
-            self.internal_error(f"the TA checks of the {name} part", exc,
-                                [c for c in checks if not c.problem])
-            return
-        self.tests.extend(tests)
-        self.leaderboard.extend(leaderboard)
-        for note in notes:
-            print(note, file=sys.stderr)
-
-    def discover_ta_checks(self, entries):
-        self.ta_modules = ta_suite.discover(self.args.ta_checks, reserved=[e.number for e in entries])
-        for module in self.ta_modules:
-            if module.error:
-                self.failed = True
-                print(f"TA checks: {module.error}", file=sys.stderr)
-                self.tests.append(make_test("0", f"Autograder error: TA checks {module.path.name}", 0, 0,
-                                            INTERNAL_ERROR.format(what="its own checks", error=module.error)))
-
     def run(self):
-        args = self.args
+        """Grade, save, and return the exit status."""
         previous_handler = None
         try:
             # Before any work: the plots go next to results.json, and a missing
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
-            entries = load_rubric(args.rubric)
-            self.discover_ta_checks(entries)
-            submission = self.submission = find_submission(args.submission_dir)
-            self.notes.extend(submission.summary_lines())
-            self.notes.extend(import_warnings(submission))
-            if args.part != "layers" and uploaded_notebooks(submission):
-                answers, self.extra_data["written_answers"] = answers_test(submission)
-                self.tests.append(answers)
-            deadline = self.started + args.time_budget
-            user = None if args.worker_user == "none" else args.worker_user
-            data_dir = find_data_dir(args.data_dir, submission)
-            # Where workers get a mount namespace, these are hidden from them
-            # too (the grader's own tree always is): test labels, hidden cases
-            # kept elsewhere, the results.
-            hidden = [Path(args.cases_dir), self.results_path.resolve().parent] + ([data_dir] if data_dir else [])
-            sandbox = self.sandbox = self.make_sandbox(submission, deadline, user, hidden)
-            ctx = GradingContext(submission=submission, sandbox=sandbox,
-                                 cases_dir=Path(args.cases_dir),
-                                 data_dir=data_dir,
-                                 output_dir=self.results_path.resolve().parent,
-                                 file_prefix="" if self.results_path.name == "results.json"
-                                 else f"{self.results_path.stem}_",
-                                 rubric_path=Path(args.rubric),
-                                 leaderboard=self.leaderboard, notes=self.notes,
-                                 extra_data=self.extra_data, extra_tests=self.extra_tests)
-            parts = list(PARTS) if args.part == "all" else [args.part]
+            rubric = read_rubric(self.args.rubric)
+            self.discover_ta_checks(rubric.entries)
+            self.find_submission()
+            ctx = self.context()
             if threading.current_thread() is threading.main_thread():
                 previous_handler = signal.signal(signal.SIGALRM, _watchdog)
-                signal.alarm(int(args.time_budget) + WATCHDOG_GRACE)
-            for name in parts:
-                self.grade_whole_part(name, [e for e in entries if e.part == name], ctx, deadline)
+                signal.alarm(int(self.args.time_budget) + WATCHDOG_GRACE)
+            for name in (list(PARTS) if self.args.part == "all" else [self.args.part]):
+                self.grade_whole_part(name, rubric, ctx)
         except outcomes.ReplayError as exc:
             self.replay_problem = str(exc)
         except Exception as exc:
@@ -269,40 +148,137 @@ class Grading:
             return 3
         return 2 if self.failed else 0
 
-    def grade_whole_part(self, name, part_entries, ctx, deadline):
+    # -- finding the submission ---------------------------------------------------------
+
+    def find_submission(self):
+        """The submission, its summary and import warnings at the top of the
+        output, and its written answers (with the CNN part)."""
+        submission = self.submission = find_submission(self.args.submission_dir)
+        for line in submission.summary_lines() + list(import_warnings(submission)):
+            self.results.note(line)
+        if self.args.part != "layers" and uploaded_notebooks(submission):
+            add_answers(self.results, submission)
+
+    def discover_ta_checks(self, entries):
+        self.ta_modules = ta_suite.discover(self.args.ta_checks, reserved=[e.number for e in entries])
+        for module in self.ta_modules:
+            if module.error:
+                self.failed = True
+                print(f"TA checks: {module.error}", file=sys.stderr)
+                self.results.add_test("0", f"Autograder error: TA checks {module.path.name}", 0, 0,
+                                      internal_error("its own checks", module.error))
+
+    # -- making the sandbox -------------------------------------------------------------
+
+    def context(self):
+        """The GradingContext the parts share (each gets its own rubric share
+        in grade_whole_part), over a new sandbox."""
+        args, submission = self.args, self.submission
+        data_dir = find_data_dir(args.data_dir, submission)
+        output_dir = self.results_path.resolve().parent
+        # Where workers get a mount namespace, these are hidden from them
+        # too (the grader's own tree always is): test labels, hidden cases
+        # kept elsewhere, the results.
+        hidden = [Path(args.cases_dir), output_dir] + ([data_dir] if data_dir else [])
+        self.sandbox = make_sandbox(args, submission, self.deadline, hidden)
+        return GradingContext(submission=submission, sandbox=self.sandbox, cases_dir=Path(args.cases_dir),
+                              data_dir=data_dir, output_dir=output_dir,
+                              file_prefix="" if self.results_path.name == "results.json"
+                              else f"{self.results_path.stem}_",
+                              results=self.results)
+
+    # -- grading a part -----------------------------------------------------------------
+
+    def grade_whole_part(self, name, rubric, ctx):
         """The rubric's checks of part `name`, then its TA checks; saved at once."""
+        entries = rubric.of_part(name)
+        ctx = replace(ctx, settings=rubric.settings.get(name), entries=tuple(entries))
         try:
-            if time.monotonic() >= deadline:
-                self.not_run(part_entries)
+            if time.monotonic() >= self.deadline:
+                self.not_run(entries)
             else:
-                self.grade_part(name, part_entries, ctx)
+                self.grade_part(name, ctx)
         except BudgetExceeded:
-            self.not_run([e for e in part_entries if e.number not in {t["number"] for t in self.tests}])
+            self.not_run([e for e in entries if e.number not in self.results.numbers()])
         except Exception as exc:
-            self.internal_error(f"the {name} part", exc, part_entries)
-        self.grade_ta_checks(name, ctx, deadline)
+            self.internal_error(f"the {name} part", exc, entries)
+        self.grade_ta_checks(name, ctx)
         self.save()   # what is scored so far survives a later crash or timeout
 
-    def make_sandbox(self, submission, deadline, user, hidden):
-        """The Ledger every call goes through: over a Sandbox that runs the
-        submission, or over the outcomes stored for it (--replay)."""
-        args = self.args
-        if args.replay:
-            store = outcomes.Store.load(args.replay)
-            outcomes.check_submission(store, submission.files)
-            return outcomes.Ledger(outcomes.Replay(store, args.call_timeout, args.slowness or 1.0))
-        slowness = args.slowness
-        if slowness is None:
-            slowness, seconds = speed.slowness()
-            print(f"machine speed: the calibration workload took {seconds:.2f} s "
-                  f"({speed.REFERENCE_SECONDS:g} s on the reference machine): time limits "
-                  f"x{slowness:.2f}", file=sys.stderr)
-        sandbox = Sandbox(python=args.worker_python, call_timeout=args.call_timeout,
-                          deadline=deadline, user=user, hidden=hidden, slowness=slowness)
-        for warning in sandbox.warnings:
-            print(f"sandbox: {warning}", file=sys.stderr)
-        store = outcomes.Store(submission_digests(submission.files)) if args.outcomes else None
-        return outcomes.Ledger(sandbox, store)
+    def grade_part(self, name, ctx):
+        """Run the part's grade on its rubric entries (ctx.entries) and record a test per entry."""
+        module = load_part(name)
+        check_ids_known(ctx.entries, name, module.CHECKS)
+        cpu, workers, wall = time.process_time(), ctx.sandbox.total_cpu_seconds, time.monotonic()
+        try:
+            found = module.grade(ctx, [entry.check for entry in ctx.entries])
+        except BudgetExceeded:
+            self.not_run(ctx.entries)
+            return
+        except Exception as exc:
+            self.internal_error(f"the {name} part", exc, ctx.entries)
+            return
+        finally:
+            self.timings.append((name, time.process_time() - cpu,
+                                 ctx.sandbox.total_cpu_seconds - workers, time.monotonic() - wall))
+        for entry in ctx.entries:
+            result = found.get(entry.check)
+            if result is None:
+                self.internal_error(f"check {entry.check}", LookupError("no result"), [entry])
+                continue
+            self.results.add_check(entry, result.fraction, "\n".join([result.summary] + list(result.details)))
+
+    def not_run(self, entries):
+        if entries and self.sandbox is not None:
+            self.sandbox.limits.append({"limit": "grading time budget", "job": "grader",
+                                        "message": f"{len(entries)} checks not run"})
+        self.results.add_not_run(entries)
+
+    def internal_error(self, what, exc, entries=()):
+        """A failure of the autograder: a zero test per affected entry (or
+        one error test), the traceback on the console only."""
+        self.failed = True
+        traceback.print_exc()
+        self.results.add_error(what, exc, entries)
+
+    # -- TA checks ----------------------------------------------------------------------
+
+    def grade_ta_checks(self, name, ctx):
+        """The TA checks of part `name` (autograder/ta/suite.py): each costs
+        only its own points, whatever it does."""
+        checks = [c for m in self.ta_modules for c in m.checks if c.part == name and not c.leaderboard]
+        if not checks:
+            return
+        try:
+            notes = ta_suite.run(self.ta_modules, name, ctx, self.deadline)
+        except BudgetExceeded:
+            self.not_run([c for c in checks if c.number not in self.results.numbers()])
+            return
+        except Exception as exc:
+            done = self.results.numbers()
+            self.internal_error(f"the TA checks of the {name} part", exc,
+                                [c for c in checks if not c.problem and c.number not in done])
+            return
+        for note in notes:
+            print(note, file=sys.stderr)
+
+    # -- saving -------------------------------------------------------------------------
+
+    def results_json(self):
+        limits = list(self.sandbox.limits) if self.sandbox is not None and self.sandbox.limits else None
+        return self.results.as_json(execution_time=time.monotonic() - self.started,
+                                    extra_data={"limits": limits} if limits else None)
+
+    def save(self):
+        try:
+            write_results(self.results_path, self.results_json())
+        except Exception as exc:
+            # The last resort must still be a valid file: an error and no score.
+            self.failed = True
+            traceback.print_exc()
+            fallback = Results()
+            fallback.add_error("the results", exc)
+            write_results(self.results_path, fallback.as_json())
 
     def save_outcomes(self):
         """Write the stored outcomes (--outcomes); a failure here is the staff's, never the grade's."""
@@ -315,10 +291,32 @@ class Grading:
                   file=sys.stderr)
 
 
+def make_sandbox(args, submission, deadline, hidden):
+    """The Ledger every call goes through: over a Sandbox that runs the
+    submission, or over the outcomes stored for it (--replay)."""
+    if args.replay:
+        store = outcomes.Store.load(args.replay)
+        outcomes.check_submission(store, submission.files)
+        return outcomes.Ledger(outcomes.Replay(store, args.call_timeout, args.slowness or 1.0))
+    slowness = args.slowness
+    if slowness is None:
+        slowness, seconds = speed.slowness()
+        print(f"machine speed: the calibration workload took {seconds:.2f} s "
+              f"({speed.REFERENCE_SECONDS:g} s on the reference machine): time limits "
+              f"x{slowness:.2f}", file=sys.stderr)
+    sandbox = Sandbox(python=args.worker_python, call_timeout=args.call_timeout, deadline=deadline,
+                      user=None if args.worker_user == "none" else args.worker_user, hidden=hidden,
+                      slowness=slowness)
+    for warning in sandbox.warnings:
+        print(f"sandbox: {warning}", file=sys.stderr)
+    store = outcomes.Store(submission_digests(submission.files)) if args.outcomes else None
+    return outcomes.Ledger(sandbox, store)
+
+
 def run(args):
     grading = Grading(args)
     status = grading.run()
-    results = grading.results()
+    results = grading.results_json()
     if results["output"]:
         print(results["output"] + "\n")
     print(format_table(results))

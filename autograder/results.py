@@ -1,5 +1,6 @@
-"""Gradescope results.json: building, validating, writing (atomically) and
-printing it on the console: a score table (one clipped line of feedback per
+"""Gradescope results.json: collecting it (Results, the one accumulator that
+grade.py, the parts, the integrity review, the written answers and the TA
+checks add to), validating, writing (atomically) and printing it on the console: a score table (one clipped line of feedback per
 test), then the full feedback of every test that lost points
 (format_failures), which is the text the student reads on Gradescope.
 
@@ -16,7 +17,11 @@ import tempfile
 from pathlib import Path
 
 MAX_OUTPUT = 100_000          # Gradescope cuts longer outputs
-VISIBILITIES = ["hidden", "after_due_date", "after_published", "visible"]
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+# A check the grade's time budget left no time for (rubric and TA checks alike).
+NOT_RUN = "not run: the grading time budget of {budget:g} s ran out before this check could run"
+INTERNAL_ERROR = ("The autograder itself failed while grading {what}. This is not a problem with "
+                  "your submission; please tell the course staff. ({error})")
 FORMATS = ["text", "html", "simple_format", "md", "ansi"]
 
 SCHEMA = {
@@ -30,8 +35,8 @@ SCHEMA = {
         "output_format": {"enum": FORMATS},
         "test_output_format": {"enum": FORMATS},
         "test_name_format": {"enum": FORMATS},
-        "visibility": {"enum": VISIBILITIES},
-        "stdout_visibility": {"enum": VISIBILITIES},
+        "visibility": {"enum": list(VISIBILITIES)},
+        "stdout_visibility": {"enum": list(VISIBILITIES)},
         "extra_data": {"type": "object"},
         "tests": {"type": "array", "items": {
             "type": "object",
@@ -47,7 +52,7 @@ SCHEMA = {
                 "status": {"enum": ["passed", "failed"]},
                 "output": {"type": "string", "maxLength": MAX_OUTPUT},
                 "output_format": {"enum": FORMATS},
-                "visibility": {"enum": VISIBILITIES},
+                "visibility": {"enum": list(VISIBILITIES)},
                 "tags": {"type": "array", "items": {"type": "string"}},
                 "extra_data": {"type": "object"},
             },
@@ -147,6 +152,77 @@ def make_results(tests, output="", leaderboard=(), execution_time=None, extra_da
     if execution_time is not None:
         results["execution_time"] = round(execution_time, 2)
     return results
+
+
+def _order(test):
+    return [int(n) for n in test["number"].split(".")]
+
+
+class Results:
+    """What one grade has found so far: its tests, the lines at the top of its
+    output, its leaderboard and its extra_data (instructors only). Every
+    producer adds here; as_json() makes the results.json mapping."""
+
+    def __init__(self, time_budget=None):
+        self.tests = []
+        self.notes = []              # results.json's "output", one line each
+        self.leaderboard = []
+        self.extra_data = {}
+        self.time_budget = time_budget   # seconds, for the not-run message
+
+    def add_test(self, number, name, score, max_score, output, visibility="visible", tags=()):
+        test = make_test(number, name, score, max_score, output, visibility, tags)
+        self.tests.append(test)
+        return test
+
+    def add_check(self, entry, fraction, output):
+        """A rubric entry (number, name, points, visibility, tags) earning `fraction` of its points."""
+        return self.add_test(entry.number, entry.name, entry.points * fraction, entry.points, output,
+                             entry.visibility, entry.tags)
+
+    def add_not_run(self, entries):
+        """0 points for each entry the time budget left no time for."""
+        message = NOT_RUN.format(budget=self.time_budget)
+        for entry in entries:
+            self.add_check(entry, 0.0, message)
+
+    def add_error(self, what, exc, entries=()):
+        """The autograder failed while grading `what`: 0 points for each
+        affected entry, or one "Autograder error" test when none is."""
+        message = internal_error(what, exc)
+        for entry in entries:
+            self.add_check(entry, 0.0, message)
+        if not entries:
+            self.add_test("0", "Autograder error", 0, 0, message)
+
+    def add_extra(self, number, name, output, visibility="visible", tags=(), passed=None):
+        """A 0-point test (written answers, the integrity report); passed=False marks it failed."""
+        test = self.add_test(number, name, 0, 0, output, visibility, tags)
+        if passed is not None:
+            test["status"] = "passed" if passed else "failed"
+        return test
+
+    def note(self, line):
+        self.notes.append(line)
+
+    def add_leaderboard(self, name, value, order=None):
+        self.leaderboard.append({"name": name, "value": value, **({"order": order} if order else {})})
+
+    def numbers(self):
+        """The test numbers recorded so far."""
+        return {test["number"] for test in self.tests}
+
+    def as_json(self, execution_time=None, extra_data=None):
+        """The results.json mapping: tests by number, extra_data updated with `extra_data`."""
+        return make_results(sorted(self.tests, key=_order), output="\n".join(self.notes),
+                            leaderboard=self.leaderboard, execution_time=execution_time,
+                            extra_data={**self.extra_data, **(extra_data or {})})
+
+
+def internal_error(what, error):
+    """The message of a test the autograder's own failure (an exception, or its text) cost."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return INTERNAL_ERROR.format(what=what, error=text)
 
 
 def write_results(path, results):

@@ -1,8 +1,13 @@
 """The rubric: autograder/rubric.yaml maps each check to its points,
 Gradescope test number, visibility and the student functions it exercises.
 
-A test name may show a threshold of the ``cnn:`` settings with a placeholder,
-so that the names students read follow the thresholds they are graded with:
+Beside ``tests``, the file may hold one settings mapping per part, under the
+part's name; a part reads its own (its module's ``read_settings(given,
+where)``, see autograder/parts/__init__.py). read_rubric parses the file once
+and returns the entries and every part's settings.
+
+A test name may show a part's setting with a placeholder, so that the names
+students read follow the thresholds they are graded with:
 ``{fcnet_accuracy:pct}`` gives "45%", ``{convnet_accuracy_tiers[1]:pct}``
 "70%", ``{convnet_max_parameters:M}`` "1M", ``{convnet_weight_layers[0]}``
 "5" (any other format spec is Python's).
@@ -14,11 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from autograder.parts import PARTS
-from autograder.parts.cnn.settings import SettingsError, load_settings
-
 from autograder.layout import RUBRIC_PATH
-VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+from autograder.parts import PARTS, load_part
+from autograder.results import VISIBILITIES
+
 NUMBER = re.compile(r"\d+(\.\d+)*")
 FIELDS = ("number", "name", "part", "check", "tags", "points", "visibility")
 
@@ -38,6 +42,19 @@ class RubricEntry:
     visibility: str
 
 
+@dataclass(frozen=True)
+class Rubric:
+    entries: list        # RubricEntry, in the file's order
+    settings: dict       # {part: its settings} for the parts that have settings
+
+    def of_part(self, part):
+        return [entry for entry in self.entries if entry.part == part]
+
+    def names(self):
+        """Every part's settings in one mapping: what name placeholders may use."""
+        return {key: value for settings in self.settings.values() for key, value in settings.items()}
+
+
 class _SettingsFormatter(string.Formatter):
     """str.format with two more format specs: "pct" (0.675 -> "67.5%") and
     "M" (1500000 -> "1.5M")."""
@@ -51,25 +68,18 @@ class _SettingsFormatter(string.Formatter):
 
 
 def render_name(name, settings, where):
-    """name with its {setting} placeholders filled from settings (see the
-    module docstring); RubricError naming `where` when one does not fit."""
+    """name with its {setting} placeholders filled from settings (the parts'
+    settings in one mapping, Rubric.names); RubricError naming `where` when
+    one does not fit."""
     try:
         return _SettingsFormatter().format(name, **settings)
     except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
         raise RubricError(f"{where}: name {name!r}: {type(exc).__name__}: {exc}; a placeholder must "
-                          f"name a cnn setting ({', '.join(sorted(settings))}), e.g. "
+                          f"name a part's setting ({', '.join(sorted(settings))}), e.g. "
                           f"{{fcnet_accuracy:pct}}") from None
 
 
-def load_settings_of(path):
-    """The cnn settings of the rubric file at path, as a RubricError when they are wrong."""
-    try:
-        return load_settings(path)
-    except SettingsError as exc:
-        raise RubricError(str(exc)) from None
-
-
-def load_rubric(path=RUBRIC_PATH):
+def _read(path):
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -77,10 +87,36 @@ def load_rubric(path=RUBRIC_PATH):
         raise RubricError(f"{path}: cannot read the rubric: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
         raise RubricError(f"{path}: expected a mapping with a 'tests' list")
-    settings = load_settings_of(path)
+    return data
+
+
+def parts_settings(data, path):
+    """{part: settings} read by each part that declares read_settings, from its mapping of data."""
+    settings = {}
+    for part in PARTS:
+        reader = getattr(load_part(part), "read_settings", None)
+        if reader is not None:
+            try:
+                settings[part] = reader(data.get(part), where=str(path))
+            except ValueError as exc:
+                raise RubricError(str(exc)) from None
+    return settings
+
+
+def load_settings_of(path):
+    """Every part's settings of the rubric file at path, in one mapping
+    (Rubric.names), as a RubricError when they are wrong."""
+    return Rubric([], parts_settings(_read(path), path)).names()
+
+
+def read_rubric(path=RUBRIC_PATH):
+    """The rubric file at path, parsed once: its entries and its parts' settings."""
+    data = _read(path)
+    settings = parts_settings(data, path)
+    names = Rubric([], settings).names()
     entries, numbers, checks = [], set(), set()
     for position, item in enumerate(data["tests"], start=1):
-        entry = _entry(path, position, item, settings)
+        entry = _entry(path, position, item, names)
         if entry.number in numbers:
             raise RubricError(f"{path}: test {position}: number {entry.number!r} is used twice")
         if (entry.part, entry.check) in checks:
@@ -88,7 +124,12 @@ def load_rubric(path=RUBRIC_PATH):
         numbers.add(entry.number)
         checks.add((entry.part, entry.check))
         entries.append(entry)
-    return entries
+    return Rubric(entries, settings)
+
+
+def load_rubric(path=RUBRIC_PATH):
+    """The entries of the rubric file at path."""
+    return read_rubric(path).entries
 
 
 def _entry(path, position, item, settings):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from autograder.parts.cnn import fresh_data, integrity, protocol
+from autograder.parts.cnn import data_protocol, fresh_data, integrity
 from autograder.parts.cnn.evaluation import FRESH, TEST, TRAIN, TRANSFORMS, View, draw_views
 from autograder.parts.cnn.secret import PUBLIC_KEY, grading_key, submission_seed
 from autograder.parts.cnn.settings import DEFAULTS
@@ -95,9 +95,9 @@ def test_the_seed_depends_on_the_contents_of_the_graded_files_only(tmp_path):
 # -- what each model is shown -------------------------------------------------------------
 
 def test_views_pair_every_row_with_its_image_in_a_secret_order_and_differ_per_model():
-    test_set = protocol.TestSet(images=images(400, seed=5), labels=np.arange(400) % 10)
-    fresh = protocol.TestSet(images=images(30, seed=6), labels=np.arange(30) % 10)
-    train = protocol.TestSet(images=images(50, seed=7), labels=np.arange(50) % 10)
+    test_set = data_protocol.TestSet(images=images(400, seed=5), labels=np.arange(400) % 10)
+    fresh = data_protocol.TestSet(images=images(30, seed=6), labels=np.arange(30) % 10)
+    train = data_protocol.TestSet(images=images(50, seed=7), labels=np.arange(50) % 10)
     sizes = dict(unchanged=100, fresh_images=25, train_images=40)
     views = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, train, **sizes)
     again = draw_views(test_set, 1234, ["FCNet", "ConvNet"], fresh, train, **sizes)

@@ -33,10 +33,10 @@ from autograder.parts.cnn import evaluation
 from autograder.parts.cnn.transforms import Family
 from autograder.parts import cnn as cnn_part
 from autograder.parts.cnn.jobs import TorchMissing, error_text, new_job
-from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
+from autograder.parts.cnn.data_protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
 from autograder.parts.cnn.settings import DEFAULTS, SettingsError, load_settings
 from autograder.results import validate
-from autograder.rubric import RUBRIC_PATH, load_rubric
+from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric, read_rubric
 from autograder.sandbox import Sandbox
 from autograder.submission import find_submission
 
@@ -203,7 +203,7 @@ def test_without_torch_for_the_workers_the_cnn_part_blames_the_installation(tmp_
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     ctx = GradingContext(submission=find_submission(write_models(tmp_path / "sub")),
                          sandbox=SimpleNamespace(python=str(venv / "bin" / "python")), cases_dir=None,
-                         rubric_path=RUBRIC_PATH)
+                         settings=load_settings(RUBRIC_PATH))
     with pytest.raises(TorchMissing, match=r"torch is not installed for .*no-torch/bin/python"):
         cnn_part.grade(ctx, {"convnet_architecture"})
 
@@ -794,6 +794,22 @@ def test_settings_errors_name_the_file_and_the_key(tmp_path):
     path.write_text(yaml.safe_dump({"tests": [], "cnn": {"tiers": [0.5]}}))
     with pytest.raises(SettingsError, match="unknown keys tiers"):
         load_settings(path)
+    # Read through the rubric (the part's read_settings), the same message as a RubricError.
+    with pytest.raises(RubricError, match=r"rubric.yaml: cnn settings .*unknown keys tiers"):
+        read_rubric(path)
+
+
+def test_a_grade_reads_the_rubric_once_and_hands_the_part_its_settings(tmp_path, monkeypatch):
+    rubric = rubric_with_compute_limits(tmp_path, {"convnet_architecture"}, convnet_max_parameters=1234)
+    folder = write_models(tmp_path / "sub")
+    reads = []
+    real_read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (
+        reads.append(self) if self == rubric else None) or real_read_text(self, *a, **k))
+    results = grade(folder, tmp_path, rubric)
+    assert reads == [rubric]
+    tests = by_check(results, rubric)
+    assert "1234" in tests["convnet_architecture"]["output"].replace(",", "")
 
 
 def test_shipped_band_matches_the_protocol_and_holds_the_reference_with_slack():

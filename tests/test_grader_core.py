@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import numpy as np
@@ -17,8 +18,8 @@ import pytest
 from autograder import cli
 from autograder.authoring.build_cases import build
 from autograder.cases import CASES_DIR
-from autograder.results import (SCHEMA, ResultsError, format_failures, format_table, make_results, make_test,
-                                validate, write_results)
+from autograder.results import (NOT_RUN, SCHEMA, Results, ResultsError, format_failures, format_table,
+                                make_results, make_test, validate, write_results)
 from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric
 from autograder.submission import find_submission
 
@@ -350,3 +351,22 @@ def test_three_runs_give_identical_results_apart_from_execution_time(tmp_path):
 @pytest.fixture(scope="module")
 def reference_results(tmp_path_factory):
     return support.grade(REFERENCE_DIR, tmp_path_factory.mktemp("reference") / "results.json")
+
+
+def test_the_results_accumulator_sorts_by_number_and_records_every_kind_of_test():
+    entry = SimpleNamespace(number="2.1", name="b", points=4.0, visibility="hidden", tags=("t",))
+    results = Results(time_budget=480)
+    results.add_check(entry, 0.5, "half")
+    results.add_not_run([SimpleNamespace(number="1.10", name="c", points=1.0, visibility="visible", tags=())])
+    results.add_extra("10.2", "report", "text", "hidden", passed=False)
+    results.add_error("the cnn part", ValueError("boom"))
+    results.note("top line")
+    results.add_leaderboard("acc", 80.0, "desc")
+    results.extra_data["accuracy"] = {"ConvNet": 0.8}
+    data = results.as_json(execution_time=1.0, extra_data={"limits": [1]})
+    validate(data)
+    assert [t["number"] for t in data["tests"]] == ["0", "1.10", "2.1", "10.2"]
+    assert data["tests"][1]["output"] == NOT_RUN.format(budget=480) and data["tests"][2]["score"] == 2.0
+    assert data["tests"][0]["output"].endswith("(ValueError: boom)") and data["tests"][3]["status"] == "failed"
+    assert data["output"] == "top line" and data["leaderboard"] == [{"name": "acc", "value": 80.0, "order": "desc"}]
+    assert data["extra_data"] == {"accuracy": {"ConvNet": 0.8}, "limits": [1]} and data["score"] == 2.0

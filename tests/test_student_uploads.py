@@ -10,6 +10,7 @@ import nbformat
 
 from autograder import answers, grade, imports
 from autograder.authoring.markers import ANSWER_PLACEHOLDER, ANSWER_TAG
+from autograder.results import Results
 from autograder.submission import find_submission
 
 from conftest import REPO_ROOT as REPO
@@ -28,9 +29,17 @@ def notebook_with_answer(path, answer, plot=True):
     nbformat.write(nb, path)
 
 
+def collected(submission):
+    """(the written answers' test, their extra_data) as a grade records them."""
+    results = Results()
+    answers.add_answers(results, submission)
+    [test] = results.tests
+    return test, results.extra_data["written_answers"]
+
+
 def test_written_answers_of_an_uploaded_notebook_are_collected(tmp_path):
     notebook_with_answer(tmp_path / "3_cifar10_training.ipynb", "ConvNet shares its filters.")
-    test, extra = answers.answers_test(find_submission(tmp_path))
+    test, extra = collected(find_submission(tmp_path))
     assert test["max_score"] == 0 and test["visibility"] == "visible"
     assert "1 of 1 answer cells written; it holds a plot" in test["output"]
     assert "ConvNet shares its filters." in test["output"] and "### Inline question" in test["output"]
@@ -41,22 +50,22 @@ def test_written_answers_of_an_uploaded_notebook_are_collected(tmp_path):
 
 def test_an_unanswered_notebook_without_plot_and_no_notebook_say_so(tmp_path):
     notebook_with_answer(tmp_path / "3_cifar10_training.ipynb", ANSWER_PLACEHOLDER, plot=False)
-    output = answers.answers_test(find_submission(tmp_path))[0]["output"]
+    output = collected(find_submission(tmp_path))[0]["output"]
     assert "0 of 1 answer cells written; it holds no plot" in output and "(not answered)" in output
     (tmp_path / "3_cifar10_training.ipynb").unlink()
-    output = answers.answers_test(find_submission(tmp_path))[0]["output"]
+    output = collected(find_submission(tmp_path))[0]["output"]
     assert output.startswith("No handout notebook was uploaded") and "upload 3_cifar10_training.ipynb" in output
 
 
 def test_a_broken_or_linked_notebook_is_reported_not_followed(tmp_path):
     (tmp_path / "3_cifar10_training.ipynb").write_text("{not json")
-    output = answers.answers_test(find_submission(tmp_path))[0]["output"]
+    output = collected(find_submission(tmp_path))[0]["output"]
     assert "3_cifar10_training.ipynb: could not be read: not a readable notebook" in output
     secret = tmp_path.parent / f"{tmp_path.name}-secret.ipynb"
     notebook_with_answer(secret, "SECRET TEXT")
     (tmp_path / "3_cifar10_training.ipynb").unlink()
     os.symlink(secret, tmp_path / "3_cifar10_training.ipynb")
-    output = answers.answers_test(find_submission(tmp_path))[0]["output"]
+    output = collected(find_submission(tmp_path))[0]["output"]
     assert "SECRET TEXT" not in output
 
 

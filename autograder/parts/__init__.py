@@ -4,7 +4,12 @@
 - ``FILES``: the submission files it needs (for the "missing file" messages);
 - ``CHECKS``: {check id: one-line description}; rubric.yaml entries of the
   part must use these ids;
-- ``grade(ctx, check_ids) -> {check id: CheckResult}``.
+- ``grade(ctx, check_ids) -> {check id: CheckResult}``;
+- optionally ``read_settings(given, where) -> dict``: its settings from the
+  rubric's mapping under the part's name (``given``, None when absent;
+  ``where`` names the rubric file; a ValueError when they are wrong);
+  rubric.py reads them once per grade and grade.py hands them to the part
+  as ``ctx.settings``.
 
 A part never imports student code: it describes calls as sandbox Jobs and
 runs them with ``ctx.run(job)``.
@@ -12,6 +17,8 @@ runs them with ``ctx.run(job)``.
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from autograder.results import Results
 
 PARTS = {
     "layers": "autograder.parts.layers",
@@ -45,11 +52,9 @@ class GradingContext:
     data_dir: str = None          # CIFAR-10 location (--data-dir), for the CNN part
     output_dir: Path = None       # where extra files (plots) may be written next to results.json
     file_prefix: str = ""         # of those files' names: "" next to results.json, "NAME_" next to NAME.json
-    rubric_path: Path = None      # the rubric file (the CNN part reads its thresholds there)
-    leaderboard: list = field(default_factory=list)
-    notes: list = field(default_factory=list)    # lines for the top of the results output
-    extra_data: dict = field(default_factory=dict)   # results.json's extra_data (instructors only)
-    extra_tests: list = field(default_factory=list)  # ready-made 0-point tests (results.make_test), e.g. hidden ones
+    settings: dict = None         # the part's rubric settings (its read_settings), None: its defaults
+    entries: tuple = ()           # the part's rubric entries (rubric.RubricEntry)
+    results: Results = field(default_factory=Results)   # the grade's tests, notes, leaderboard, extra_data
 
     def output_file(self, name):
         """Where to write the extra file `name` of this grade (None: nowhere)."""

@@ -25,7 +25,7 @@ from autograder.layout import MODELS_FILE, REFERENCE_DIR
 from autograder.parts.cnn import integrity
 from autograder.parts.cnn.evaluation import TEST, TRAIN, TRANSFORMS, View
 from autograder.parts.cnn.jobs import MODEL_NAMES, cost_limits, error_text, new_job
-from autograder.parts.cnn.protocol import STARTUP_SECONDS, load_test_set, load_train_batch
+from autograder.parts.cnn.data_protocol import STARTUP_SECONDS, load_test_set, load_train_batch
 from autograder.provided import load_data_module
 from autograder.parts.cnn.settings import load_settings
 from autograder.parts.cnn.transforms import transform

@@ -19,7 +19,7 @@ import numpy as np
 from autograder.layout import MODELS_FILE, REFERENCE_DIR
 from autograder.parts.cnn.curves import BAND_FORMAT, BAND_PATH, Curve
 from autograder.parts.cnn.jobs import curves_job, error_text
-from autograder.parts.cnn.protocol import (CURVE_PROTOCOL, GRADING_SEED, evaluation_steps,
+from autograder.parts.cnn.data_protocol import (CURVE_PROTOCOL, GRADING_SEED, evaluation_steps,
                                            load_curve_subset)
 from autograder.sandbox import Sandbox
 

@@ -204,7 +204,7 @@ class _Models:
         """allowance: the STARTUP_SECONDS entry of the CNN part that bounds the
         call (for a call with progress, up to its first report)."""
         from autograder.parts.cnn.jobs import error_text, new_job
-        from autograder.parts.cnn.protocol import STARTUP_SECONDS
+        from autograder.parts.cnn.data_protocol import STARTUP_SECONDS
 
         def setup(job):
             job.files.extend(name for name in [MODELS_FILE] + ([checkpoint] if checkpoint else [])

@@ -26,14 +26,13 @@ import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.results import VISIBILITIES, make_test
+from autograder.results import VISIBILITIES
 from autograder.rubric import NUMBER
 from autograder.ta.student import StudentCallError, student
 
 from autograder.layout import TA_CHECKS_DIR
 PATTERN = "test_*.py"
 MODEL_TAGS = ("ConvNet", "FCNet")
-NOT_RUN = "not run: the grading time budget ran out before this check could run"
 CHECK_BROKEN = ("This check of the course staff could not run ({error}). This is not a problem with "
                 "your submission; please tell the course staff.")
 
@@ -272,22 +271,21 @@ def _runner_classes():
 
 
 def run(modules, part, ctx, deadline=None):
-    """Run the TA checks of `part` on ctx's submission. Returns (tests for
-    results.json, leaderboard entries, notes for the console)."""
+    """Run the TA checks of `part` on ctx's submission, adding their tests and
+    leaderboard entries to ctx.results. Returns notes for the console."""
     checks = [(module, check) for module in modules for check in module.checks if check.part == part]
     if not checks:
-        return [], [], []
+        return []
     runner_class = _runner_classes()
-    tests, leaderboard, notes = [], [], []
-    runnable = []
+    results, notes, runnable = ctx.results, [], []
     for _, check in checks:
         if check.problem:
             notes.append(f"TA check misdeclared: {check.problem}")
             numbered = check.number and NUMBER.fullmatch(str(check.number)) and not check.number_taken
             if numbered and isinstance(check.weight, (int, float)) and not isinstance(check.weight, bool):
-                tests.append(_entry(check, 0, f"This check of the course staff is misdeclared ({check.problem}); "
-                                              "it scores 0 until they fix it. This is not a problem with "
-                                              "your submission."))
+                _add(results, check, 0, f"This check of the course staff is misdeclared ({check.problem}); "
+                                        "it scores 0 until they fix it. This is not a problem with "
+                                        "your submission.")
         else:
             runnable.append(check)
     groups = {}
@@ -296,21 +294,22 @@ def run(modules, part, ctx, deadline=None):
     with student.bound(ctx):
         for group in groups.values():
             if deadline is not None and time.monotonic() >= deadline:
-                tests += [_entry(check, 0, NOT_RUN) for check in group if not check.leaderboard]
+                results.add_not_run([check for check in group if not check.leaderboard])
                 continue
             found, board, error = _run_group(runner_class, group)
-            leaderboard += board
+            for item in board:
+                results.add_leaderboard(**item)
             for check in group:
                 if check.leaderboard:
                     continue
                 entry = found.get(check.number)
                 if entry is None:
-                    tests.append(_entry(check, 0, error or CHECK_BROKEN.format(
-                        error="gradescope-utils recorded no result for it")))
+                    _add(results, check, 0, error or CHECK_BROKEN.format(
+                        error="gradescope-utils recorded no result for it"))
                 else:
                     score = min(float(entry.get("score", 0.0)), float(check.weight))
-                    tests.append(_entry(check, max(0.0, score), entry.get("output", "")))
-    return tests, leaderboard, notes
+                    _add(results, check, max(0.0, score), entry.get("output", ""))
+    return notes
 
 
 def _failure_text(what, err, name_it=False):
@@ -353,8 +352,8 @@ def _plain(value):
         return None
 
 
-def _entry(check, score, output):
+def _add(results, check, score, output):
     """Its results.json test (a misdeclared check's visibility and tags only where they are valid)."""
     visibility = check.visibility if check.visibility in VISIBILITIES else "visible"
     tags = [tag for tag in check.tags if isinstance(tag, str)]
-    return make_test(check.number, check.name, score, max(0.0, float(check.weight)), output, visibility, tags)
+    results.add_test(check.number, check.name, score, max(0.0, float(check.weight)), output, visibility, tags)

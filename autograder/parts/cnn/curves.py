@@ -8,7 +8,7 @@ import numpy as np
 
 from autograder.layout import PACKAGE
 from autograder.parts import CheckResult
-from autograder.parts.cnn.protocol import CHANCE_LOSS, CURVE_PROTOCOL, SMOOTHING_WINDOW, smoothed
+from autograder.parts.cnn.data_protocol import CHANCE_LOSS, CURVE_PROTOCOL, SMOOTHING_WINDOW, smoothed
 
 BAND_PATH = PACKAGE / "reference" / "curve_band.json"
 BAND_FORMAT = 2
@@ -107,7 +107,7 @@ def load_band(path=BAND_PATH, protocol=CURVE_PROTOCOL):
                         f"`python -m autograder calibrate-curves`") from None
     if band.get("format") != BAND_FORMAT or band.get("protocol") != protocol:
         raise BandError(f"{path}: calibrated with another protocol than autograder/parts/cnn/"
-                        f"protocol.py CURVE_PROTOCOL; run `python -m autograder calibrate-curves`")
+                        f"data_protocol.py CURVE_PROTOCOL; run `python -m autograder calibrate-curves`")
     return band
 
 

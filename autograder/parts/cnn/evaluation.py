@@ -1,7 +1,7 @@
 """What each checkpoint is shown, drawn in secret from the submission's seed
 (autograder/parts/cnn/secret.py):
 
-- ``changed``: every image of the fixed test subset (protocol.TEST_IMAGES),
+- ``changed``: every image of the fixed test subset (data_protocol.TEST_IMAGES),
   each with its own small change that keeps its class (transforms.py). The
   accuracy here is the one scored and put on the leaderboard: a copy of the
   public test set kept in the checkpoint finds no image it knows exactly.

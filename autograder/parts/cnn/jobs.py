@@ -4,13 +4,14 @@ steps): the grader's provided data.py and train.py are loaded as helpers
 import re
 import subprocess
 
-from autograder.parts.cnn.protocol import CURVE_PROTOCOL, GRADING_SEED, STARTUP_SECONDS
+from autograder.parts.cnn.data_protocol import CURVE_PROTOCOL, GRADING_SEED, STARTUP_SECONDS
 from autograder.provided import provided_path
 from autograder.layout import CHECKPOINTS, MODELS_FILE, WORKER_DIR
 from autograder.sandbox import Job, StepResult
 
 TORCH_HELPER = WORKER_DIR / "torch_steps.py"
 MODEL_NAMES = ("ConvNet", "FCNet")
+MODEL_FILES = (MODELS_FILE,) + tuple(CHECKPOINTS.values())     # what the CNN part grades
 
 
 class TorchMissing(RuntimeError):

@@ -18,7 +18,6 @@ from autograder.outcomes import limit_hit
 from autograder.parts import BudgetExceeded
 from autograder.parts.cnn import integrity
 from autograder.parts.cnn.jobs import error_text, unchanged_job
-from autograder.results import make_test
 
 TEST_NUMBER = "10.2"     # beside the written answers (10.1), after the rubric's; TA checks may not take it
 TEST_NAME = "Integrity report (instructors only)"
@@ -40,13 +39,12 @@ def review(ctx, settings, views, measured, tensors, protocol):
                   "error": f"the integrity report failed: {type(exc).__name__}: {exc}"}
     if report is None:
         return None
-    ctx.extra_data["integrity"] = report
+    ctx.results.extra_data["integrity"] = report
     lines = integrity.describe(report) if "models" in report else [report["error"]]
     print("\n".join(["integrity report (instructors only):"] + lines), file=sys.stderr)
     if settings["integrity_test"]:
-        test = make_test(TEST_NUMBER, TEST_NAME, 0, 0, "\n".join(lines), "hidden", TEST_TAGS)
-        test["status"] = "failed" if report["flagged"] else "passed"
-        ctx.extra_tests.append(test)
+        ctx.results.add_extra(TEST_NUMBER, TEST_NAME, "\n".join(lines), "hidden", TEST_TAGS,
+                              passed=not report["flagged"])
     return report
 
 

@@ -46,15 +46,23 @@ DEFAULTS = {
 }
 
 
-class SettingsError(Exception):
+class SettingsError(ValueError):
     pass
 
 
 def load_settings(rubric_path):
-    """DEFAULTS updated with the rubric's ``cnn:`` mapping (when there is one)."""
-    where = f"{rubric_path}: cnn settings (read by autograder/parts/cnn/settings.py)"
+    """DEFAULTS updated with the ``cnn:`` mapping of the rubric file at
+    rubric_path (when there is one), for the staff tools; a grade gets them
+    from its one reading of the rubric (rubric.read_rubric, read_settings)."""
     data = yaml.safe_load(Path(rubric_path).read_text()) if rubric_path else {}
-    given = (data or {}).get("cnn") or {}
+    return read_settings((data or {}).get("cnn"), rubric_path)
+
+
+def read_settings(given, where):
+    """DEFAULTS updated with `given`, the rubric's ``cnn:`` mapping (None:
+    none); where names the rubric file in the SettingsError."""
+    where = f"{where}: cnn settings (read by autograder/parts/cnn/settings.py)"
+    given = given or {}
     if not isinstance(given, dict):
         raise SettingsError(f"{where}: expected a mapping with keys {', '.join(DEFAULTS)}")
     unknown = sorted(set(given) - set(DEFAULTS))

@@ -36,7 +36,7 @@ MODULES = (conv, pool, batchnorm, dropout)
 def grade(ctx, check_ids):
     env = LayerEnv(ctx=ctx, cases=load_cases(ctx.cases_dir))
     if env.cases.public_only:
-        ctx.notes.append("Public mode: no hidden cases are installed, so the layers were checked on "
+        ctx.results.note("Public mode: no hidden cases are installed, so the layers were checked on "
                          "the public cases, gradient checks and invariants only. The official grade "
                          "uses more cases.")
     results = {}

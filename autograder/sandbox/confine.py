@@ -104,6 +104,7 @@ _LIBC.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _network_flags = {}              # euid -> unshare flags that work here (0: none)
 _mount_namespaces = {}           # euid -> a worker can get a private mount namespace here
 _interpreter_folders = {}        # interpreter -> interpreter_folders(interpreter)
+_framework_folders = {}          # (interpreter, names) -> framework_folders(interpreter, names)
 
 
 def network_isolation():
@@ -191,6 +192,45 @@ def interpreter_folders(python):
         _interpreter_folders[python] = (_real_folders(needed), _real_folders(paths["path"]),
                                         _real_folders(grader))
     return _interpreter_folders[python]
+
+
+# Asked of the worker's interpreter: where the packages of the given top-level
+# names are (find_spec of a top-level name imports nothing), with the folders
+# of their bundled libraries beside them (NAME.libs, as auditwheel names them).
+_FRAMEWORK_QUERY = """
+import importlib.util, json, os, sys
+found = []
+for name in sys.argv[1:]:
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:
+        spec = None
+    if spec is None:
+        continue
+    for folder in spec.submodule_search_locations or []:
+        found += [folder, os.path.join(os.path.dirname(folder), name + ".libs")]
+print(json.dumps(found))
+"""
+
+
+def framework_folders(python, names):
+    """The folders (real paths) of the packages `names` (e.g. torch, jax)
+    that interpreter `python` would import, and of their bundled libraries
+    (a module that is a single file has none: none of the frameworks is one). Asked once per
+    interpreter and names, as the grader. Hiding these from a worker keeps
+    the frameworks from it even when loaded by path or through ctypes."""
+    key = (python, tuple(sorted(names)))
+    if key not in _framework_folders:
+        try:
+            answer = subprocess.run([python, "-I", "-c", _FRAMEWORK_QUERY, *key[1]], cwd="/",
+                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                                    check=True)
+            paths = json.loads(answer.stdout)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            raise RuntimeError(f"autograder/sandbox/confine.py: framework_folders: cannot ask {python} "
+                               f"where {', '.join(key[1])} are: {exc}") from exc
+        _framework_folders[key] = _real_folders(paths)
+    return _framework_folders[key]
 
 
 def _real_folders(paths):

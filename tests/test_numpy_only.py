@@ -266,3 +266,22 @@ def test_import_warnings_name_framework_imports_of_layers_py_only(tmp_path):
     assert "- layers.py, lines 2, 6: imports torch. layers.py must compute with numpy" in text
     assert "- layers.py, line 5: imports jax. layers.py must compute with numpy" in text
     assert "models.py" not in text and "PACKAGES" not in text
+
+
+def test_a_ta_check_calling_a_layer_that_uses_torch_fails_with_the_numpy_only_reason(tmp_path):
+    from test_ta_checks import by_number, grade, write_checks
+    submission = support.make_submission(tmp_path / "ta", AUTOGRAD_BACKWARD)
+    checks = write_checks(tmp_path / "ta_checks", test_torch='''
+        class Torch(unittest.TestCase):
+            @weight(1)
+            @number("9.1")
+            @tags("conv_backward")
+            def test_conv(self):
+                x, w, b = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), np.zeros(1)
+                out, cache = student.layers.conv_forward(x, w, b, {"stride": 1, "pad": 0})
+                student.layers.conv_backward(np.ones_like(out), cache)
+    ''')
+    test = by_number(grade(submission, checks, tmp_path))["9.1"]
+    line = marked_lines(submission)["conv_backward"]
+    assert test["score"] == 0
+    assert RULE.format(function="conv_backward", line=line) in test["output"], test["output"]

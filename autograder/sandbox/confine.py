@@ -173,14 +173,8 @@ def interpreter_folders(python):
     import (without a path of ours) and the folder holding it. Asked once,
     as the grader."""
     if python not in _interpreter_folders:
-        try:
-            answer = subprocess.run([python, "-I", "-c", _INTERPRETER_QUERY, PACKAGE.name], cwd="/",
-                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                                    check=True)
-            paths = json.loads(answer.stdout)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            raise RuntimeError(f"autograder/sandbox/confine.py: interpreter_folders: cannot ask {python} "
-                               f"where its files are: {exc}") from exc
+        paths = _ask_interpreter(python, _INTERPRETER_QUERY, [PACKAGE.name],
+                                 "interpreter_folders", "where its files are")
         needed = list(paths["needed"])
         hop = os.path.abspath(python)
         for _ in range(40):                 # the folder of each link up to the binary
@@ -216,21 +210,29 @@ print(json.dumps(found))
 def framework_folders(python, names):
     """The folders (real paths) of the packages `names` (e.g. torch, jax)
     that interpreter `python` would import, and of their bundled libraries
-    (a module that is a single file has none: none of the frameworks is one). Asked once per
-    interpreter and names, as the grader. Hiding these from a worker keeps
+    (none of them is a single-file module). Asked once per interpreter and
+    names, as the grader. Hiding these from a worker keeps
     the frameworks from it even when loaded by path or through ctypes."""
     key = (python, tuple(sorted(names)))
     if key not in _framework_folders:
-        try:
-            answer = subprocess.run([python, "-I", "-c", _FRAMEWORK_QUERY, *key[1]], cwd="/",
-                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                                    check=True)
-            paths = json.loads(answer.stdout)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            raise RuntimeError(f"autograder/sandbox/confine.py: framework_folders: cannot ask {python} "
-                               f"where {', '.join(key[1])} are: {exc}") from exc
+        paths = _ask_interpreter(python, _FRAMEWORK_QUERY, key[1], "framework_folders",
+                                 f"where {', '.join(key[1])} are")
         _framework_folders[key] = _real_folders(paths)
     return _framework_folders[key]
+
+
+def _ask_interpreter(python, query, arguments, asker, what):
+    """The JSON that script `query` prints when interpreter `python` runs it
+    isolated (-I, from /) with `arguments`; a RuntimeError naming `asker`
+    and `what` was asked when that fails."""
+    try:
+        answer = subprocess.run([python, "-I", "-c", query, *arguments], cwd="/",
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                                check=True)
+        return json.loads(answer.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"autograder/sandbox/confine.py: {asker}: cannot ask {python} "
+                           f"{what}: {exc}") from exc
 
 
 def _real_folders(paths):

@@ -178,6 +178,16 @@ for _op in _BINARY:
 del _op, _form
 
 
+def refusal_behind(exc):
+    """The NumpyOnlyError behind exc (itself, or what it was raised from or
+    raised while handling), or None."""
+    for _ in range(8):
+        if exc is None or isinstance(exc, NumpyOnlyError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def blocker_for(job, submission_dir, current_function):
     """The FrameworkBlocker a job's "forbidden" entry asks for, or None."""
     forbidden = job.get("forbidden")

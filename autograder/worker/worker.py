@@ -239,15 +239,8 @@ class Worker:
                 "where": frames[-6:]}
 
     def refused_framework(self, exc):
-        """The NumpyOnlyError behind exc (itself, or what it was raised from or
-        while handling), or None."""
-        if self.numpy_only is None:
-            return None
-        for _ in range(8):
-            if exc is None or isinstance(exc, self.numpy_only.NumpyOnlyError):
-                return exc
-            exc = exc.__cause__ or exc.__context__
-        return None
+        """numpy_only.py's refusal behind exc, or None."""
+        return None if self.numpy_only is None else self.numpy_only.refusal_behind(exc)
 
     def block_frameworks(self, job):
         """Install numpy_only.py's blocker when the job forbids frameworks."""

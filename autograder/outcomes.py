@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.sandbox import WORKER_SCRIPT, JobOutcome, Opaque, StepResult, Unsupported
+from autograder.sandbox import GUARD_SCRIPT, WORKER_SCRIPT, JobOutcome, Opaque, StepResult, Unsupported
 from autograder.submission import submission_digests
 
 FORMAT = 2                                            # 2: no stored secrets.randbits draws
@@ -53,6 +53,8 @@ def job_key(job):
     described = {"name": job.name, "files": sorted(job.files), "modules": job.modules,
                  "helpers": {name: _file_digest(path) for name, path in job.helpers.items()},
                  "worker": _file_digest(WORKER_SCRIPT), "units": job.units, "steps": steps}
+    if job.forbidden:
+        described["forbidden"] = dict(job.forbidden, guard=_file_digest(GUARD_SCRIPT))
     digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
     for name in sorted(job.arrays):
         array = np.ascontiguousarray(job.arrays[name])

@@ -213,3 +213,26 @@ def test_setup_sh_downloads_as_on_gradescope_unless_a_test_override_is_set():
     provided = (REFERENCE_DIR / "data.py").read_text()
     assert 'URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"' in provided
     assert 'ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"' in provided
+
+
+def test_run_autograder_gives_a_layers_py_using_torch_the_local_graders_verdict(built, tmp_path, worker_python):
+    """Issue #20: the numpy-only rule holds on Gradescope as locally: the same
+    scores per test, the same reasons, the same import warning."""
+    from autograder import cli
+    from test_numpy_only import DUNDER_IMPORT, IMPORTLIB, IN_FUNCTION, TOP_LEVEL
+    code = (REFERENCE_DIR / "layers.py").read_text() + TOP_LEVEL + IMPORTLIB + IN_FUNCTION + DUNDER_IMPORT
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "layers.py").write_text(code)
+    assert cli.main(["grade", str(local), "--results", str(tmp_path / "local.json"), "--part", "layers"]) == 0
+    expected = json.loads((tmp_path / "local.json").read_text())
+    root = gradescope_root(tmp_path, built[0])
+    (root / "submission" / "layers.py").write_text(code)
+    results, console = run_autograder(root, worker_python, "--part", "layers")
+    validate(results)
+    verdict = lambda res: [(t["name"], t["score"], t["output"].split("\n")[0]) for t in res["tests"]]
+    assert verdict(results) == verdict(expected), console
+    assert 0 < results["score"] < LAYER_POINTS
+    assert "layers.py must compute with numpy: conv_forward used torch (layers.py, line" in json.dumps(results)
+    warning = next(line for line in results["output"].splitlines() if "imports torch" in line)
+    assert warning in expected["output"] and warning.startswith("- layers.py, lines ")

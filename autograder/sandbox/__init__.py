@@ -39,7 +39,12 @@ confine_worker. What each worker gets (issue #6):
   socket block, which code using ctypes can bypass (network_isolation() says
   which level is in force);
 - a scrubbed environment and only the submission files a job needs, copied
-  as regular files (autograder/submission.py).
+  as regular files (autograder/submission.py);
+- for a job that forbids frameworks (Job.forbid: layers.py must compute with
+  numpy), stand-ins for them in the worker (autograder/worker/numpy_only.py)
+  and, in its mount namespace, their folders hidden like the grader's tree
+  (confine.framework_folders), so that loading one by path or through
+  ctypes fails as well.
 
 Modules: runner.py (Sandbox: jobs, launches, the channel), confine.py (the
 OS confinement applied in the child), protocol.py (Job, StepResult and the
@@ -50,9 +55,10 @@ from autograder.sandbox.confine import (AUTO, GRADER_TREE, PACKAGE, Limits, Moun
                                         network_isolation, plan_mounts, worker_identity)
 from autograder.sandbox.protocol import (Encoded, Job, JobOutcome, Opaque, StepResult, Unsupported,
                                          decode_value, load_worker_array)
-from autograder.sandbox.runner import CALL_TIMEOUT, IMPORT_TIMEOUT, MAX_LAUNCHES, WORKER_SCRIPT, Sandbox
+from autograder.sandbox.runner import (CALL_TIMEOUT, GUARD_SCRIPT, IMPORT_TIMEOUT, MAX_LAUNCHES, WORKER_SCRIPT,
+                                       Sandbox)
 
-__all__ = ["AUTO", "CALL_TIMEOUT", "GRADER_TREE", "IMPORT_TIMEOUT", "MAX_LAUNCHES", "PACKAGE",
+__all__ = ["AUTO", "CALL_TIMEOUT", "GRADER_TREE", "GUARD_SCRIPT", "IMPORT_TIMEOUT", "MAX_LAUNCHES", "PACKAGE",
            "PROGRESS_GRACE", "PROGRESS_SLACK", "WORKER_SCRIPT", "CallClock", "Encoded", "Job",
            "JobOutcome", "Limits", "MountPlan", "Opaque", "Sandbox", "StepResult", "Unsupported",
            "decode_value", "load_worker_array", "mount_isolation", "network_isolation", "plan_mounts",

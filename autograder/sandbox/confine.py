@@ -104,6 +104,7 @@ _LIBC.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _network_flags = {}              # euid -> unshare flags that work here (0: none)
 _mount_namespaces = {}           # euid -> a worker can get a private mount namespace here
 _interpreter_folders = {}        # interpreter -> interpreter_folders(interpreter)
+_framework_folders = {}          # (interpreter, names) -> framework_folders(interpreter, names)
 
 
 def network_isolation():
@@ -172,14 +173,8 @@ def interpreter_folders(python):
     import (without a path of ours) and the folder holding it. Asked once,
     as the grader."""
     if python not in _interpreter_folders:
-        try:
-            answer = subprocess.run([python, "-I", "-c", _INTERPRETER_QUERY, PACKAGE.name], cwd="/",
-                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                                    check=True)
-            paths = json.loads(answer.stdout)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            raise RuntimeError(f"autograder/sandbox/confine.py: interpreter_folders: cannot ask {python} "
-                               f"where its files are: {exc}") from exc
+        paths = _ask_interpreter(python, _INTERPRETER_QUERY, [PACKAGE.name],
+                                 "interpreter_folders", "where its files are")
         needed = list(paths["needed"])
         hop = os.path.abspath(python)
         for _ in range(40):                 # the folder of each link up to the binary
@@ -191,6 +186,53 @@ def interpreter_folders(python):
         _interpreter_folders[python] = (_real_folders(needed), _real_folders(paths["path"]),
                                         _real_folders(grader))
     return _interpreter_folders[python]
+
+
+# Asked of the worker's interpreter: where the packages of the given top-level
+# names are (find_spec of a top-level name imports nothing), with the folders
+# of their bundled libraries beside them (NAME.libs, as auditwheel names them).
+_FRAMEWORK_QUERY = """
+import importlib.util, json, os, sys
+found = []
+for name in sys.argv[1:]:
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:
+        spec = None
+    if spec is None:
+        continue
+    for folder in spec.submodule_search_locations or []:
+        found += [folder, os.path.join(os.path.dirname(folder), name + ".libs")]
+print(json.dumps(found))
+"""
+
+
+def framework_folders(python, names):
+    """The folders (real paths) of the packages `names` (e.g. torch, jax)
+    that interpreter `python` would import, and of their bundled libraries
+    (none of them is a single-file module). Asked once per interpreter and
+    names, as the grader. Hiding these from a worker keeps
+    the frameworks from it even when loaded by path or through ctypes."""
+    key = (python, tuple(sorted(names)))
+    if key not in _framework_folders:
+        paths = _ask_interpreter(python, _FRAMEWORK_QUERY, key[1], "framework_folders",
+                                 f"where {', '.join(key[1])} are")
+        _framework_folders[key] = _real_folders(paths)
+    return _framework_folders[key]
+
+
+def _ask_interpreter(python, query, arguments, asker, what):
+    """The JSON that script `query` prints when interpreter `python` runs it
+    isolated (-I, from /) with `arguments`; a RuntimeError naming `asker`
+    and `what` was asked when that fails."""
+    try:
+        answer = subprocess.run([python, "-I", "-c", query, *arguments], cwd="/",
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                                check=True)
+        return json.loads(answer.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"autograder/sandbox/confine.py: {asker}: cannot ask {python} "
+                           f"{what}: {exc}") from exc
 
 
 def _real_folders(paths):

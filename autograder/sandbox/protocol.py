@@ -78,6 +78,7 @@ class Job:
         self.steps = []
         self.arrays = {}
         self.units = []               # lists of step ids
+        self.forbidden = None         # {"modules": [...], "file": name}: see forbid()
 
     def module(self, name, filename):
         """Import submission file `filename` as module `name`."""
@@ -86,6 +87,13 @@ class Job:
     def helper(self, name, path):
         """Load trusted helper code (from the autograder folder) as module `name`."""
         self.helpers[name] = str(path)
+
+    def forbid(self, modules, file):
+        """The submission may not use these top-level modules (frameworks such
+        as torch) while this job runs: the worker gives stand-ins whose use
+        fails the call, naming `file`'s rule (autograder/worker/numpy_only.py),
+        and the sandbox hides their folders where it can. No modules: lift it."""
+        self.forbidden = {"modules": sorted(modules), "file": file} if modules else None
 
     def new_unit(self):
         self.units.append([])
@@ -153,7 +161,10 @@ class Job:
         return self._add({"let": self.value(value), "timeout_scale": 1.0})
 
     def wire(self, steps):
-        return {"helpers": self.helpers, "modules": self.modules, "steps": steps}
+        wire = {"helpers": self.helpers, "modules": self.modules, "steps": steps}
+        if self.forbidden:
+            wire["forbidden"] = self.forbidden
+        return wire
 
 
 def load_worker_array(path):

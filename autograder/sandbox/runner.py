@@ -22,13 +22,14 @@ from autograder.layout import WORKER_DIR
 from autograder.sandbox import confine
 from autograder.sandbox.clock import CallClock
 from autograder.sandbox.confine import (AUTO, GRADER_TREE, JOB_TOKEN_VARIABLE, PACKAGE, Limits,
-                                        become_subreaper, confine_worker, interpreter_folders,
-                                        kill_tagged_processes, network_isolation, plan_mounts, reap,
-                                        shared_writable_folders, worker_identity)
+                                        become_subreaper, confine_worker, framework_folders,
+                                        interpreter_folders, kill_tagged_processes, network_isolation,
+                                        plan_mounts, reap, shared_writable_folders, worker_identity)
 from autograder.sandbox.protocol import JobOutcome, StepResult, decode_value
 from autograder.submission import SubmissionFileError, copy_submission_file
 
 WORKER_SCRIPT = WORKER_DIR / "worker.py"
+GUARD_SCRIPT = WORKER_DIR / "numpy_only.py"     # beside worker.py; used by jobs that forbid frameworks
 CALL_TIMEOUT = 10.0             # seconds of wall time for one call (times its timeout_scale)
 IMPORT_TIMEOUT = 20.0           # starting Python, numpy and the submission's modules
 MAX_LAUNCHES = 3                # workers per job: the first, plus restarts after a hang or crash
@@ -92,15 +93,25 @@ class Sandbox:
         self.warnings.append(f"the worker's mount namespace is not used ({problem}): the grader's "
                              f"files are kept from student code by their permissions only")
 
-    def mount_plan(self, job_dir=None):
+    def mount_plan(self, job_dir=None, hide=()):
         """The worker's MountPlan (None: no mount namespace): GRADER_TREE,
-        self.hidden and the grader package the interpreter would import
-        hidden; the interpreter's folders and the job folder shown."""
+        self.hidden, the grader package the interpreter would import and the
+        folders `hide` (a job's forbidden frameworks) hidden; the
+        interpreter's folders and the job folder shown."""
         if self.folders is None or self.identity is None:
             return None
         needed, optional, grader = self.folders
         return plan_mounts(self.identity, show=needed, show_if_possible=optional,
-                           hide=self.hidden + grader, show_writable=() if job_dir is None else (job_dir,))
+                           hide=self.hidden + grader + tuple(hide),
+                           show_writable=() if job_dir is None else (job_dir,))
+
+    def forbidden_folders(self, job):
+        """The folders of the frameworks job.forbidden names, to hide from its
+        worker (only where workers get a mount namespace; elsewhere the
+        worker's import hook alone keeps them out)."""
+        if not job.forbidden or self.folders is None or self.identity is None:
+            return ()
+        return framework_folders(self.python, job.forbidden["modules"])
 
     def _identity_can_run_python(self):
         mounts = self.mount_plan()
@@ -148,11 +159,12 @@ class Sandbox:
             "MPLBACKEND": "Agg",
         }
 
-    def launch(self, job_dir, workdir, channel_fd, stdout, stderr, token):
+    def launch(self, job_dir, workdir, channel_fd, stdout, stderr, token, hide=()):
         """Start the worker confined (see confine_worker) in its own session, so
-        that its whole process group can be killed."""
+        that its whole process group can be killed. hide: more folders to hide
+        from it (mount_plan)."""
         identity, limits, network_flags = self.identity, self.limits, self.network_flags
-        mounts, cwd = self.mount_plan(job_dir), str(workdir)
+        mounts, cwd = self.mount_plan(job_dir, hide), str(workdir)
         return subprocess.Popen(
             [self.python, "-I", "-B", str(job_dir / "bin" / WORKER_SCRIPT.name), str(job_dir)],
             cwd=workdir, env=self.environment(workdir, token), stdin=subprocess.DEVNULL,
@@ -176,6 +188,7 @@ class Sandbox:
         out/ (its results) and job.json; owned by the worker's user."""
         (root / "bin").mkdir()
         shutil.copyfile(WORKER_SCRIPT, root / "bin" / WORKER_SCRIPT.name)
+        shutil.copyfile(GUARD_SCRIPT, root / "bin" / GUARD_SCRIPT.name)
         helpers = {}
         for name, path in job.helpers.items():
             helpers[name] = str(root / "bin" / f"helper_{name}.py")
@@ -271,7 +284,8 @@ class Sandbox:
             # owns and could fill with links) and are capped by RLIMIT_FSIZE.
             with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
                 try:
-                    process = self.launch(root, workdir, write_fd, stdout, stderr, token)
+                    process = self.launch(root, workdir, write_fd, stdout, stderr, token,
+                                          self.forbidden_folders(job))
                 finally:
                     os.close(write_fd)
                     write_fd = None

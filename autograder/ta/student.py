@@ -25,6 +25,7 @@ import sys
 
 import numpy as np
 
+from autograder.imports import FRAMEWORKS
 from autograder.parts.layers.compare import fmt_shape, fmt_value
 from autograder.layout import CHECKPOINTS, LAYERS_FILE, MODELS_FILE, WORKER_DIR
 from autograder.sandbox import Job, Opaque, Unsupported
@@ -163,9 +164,13 @@ class _Layers:
 
 
 def _layers_job(job):
+    """layers.py in the job, numpy only (no torch, ...) unless the same job
+    also runs models.py's calls, which need torch."""
     if LAYERS_FILE not in job.files:
         job.files.append(LAYERS_FILE)
         job.module("layers", LAYERS_FILE)
+    if "cnn" not in job.helpers:
+        job.forbid(FRAMEWORKS, LAYERS_FILE)
     return job
 
 
@@ -214,6 +219,7 @@ class _Models:
                 job.modules.update(fresh.modules)
                 job.helpers.update(fresh.helpers)
                 job.helper("ta", TORCH_HELPER)
+                job.forbid((), None)        # the models' calls need torch
             return job
         scale = STARTUP_SECONDS[allowance] / self._student.call_timeout()
         return self._student.call(target, args, {}, setup, describe, error_text, timeout_scale=scale,

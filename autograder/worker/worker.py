@@ -13,6 +13,10 @@ JOB_DIR/job.json holds:
 - ``helpers``: {name: absolute path} of trusted helper modules (loaded first);
 - ``modules``: {name: file name in the working directory} of submission
   modules, imported by path after the helpers;
+- ``forbidden`` (optional): {"modules": [top-level names], "file": "layers.py"}:
+  frameworks the submission may not use (numpy_only.py, beside this file, is
+  installed before anything is loaded; a use fails its step with error kind
+  "numpy_only");
 - ``steps``: run in order. A step is {"id", "let": VALUE} (keep a value for
   later steps) or {"id", "call": "module.function", "args": [VALUE...],
   "kwargs": {name: VALUE}, "encode": "all"|"out_cache"|"none", "report": [i...]}.
@@ -86,6 +90,8 @@ class Worker:
         self.array_count = 0
         self.submission_dir = os.path.realpath(os.getcwd())
         self.current_step = None   # id of the step being run, for progress reports
+        self.current_function = None   # name of the function it calls, for numpy_only.py
+        self.numpy_only = None     # numpy_only.py, loaded when the job forbids frameworks
         # Bound now: the submission is imported later and may patch modules.
         self._write = os.write
         self._dumps = json.dumps
@@ -220,7 +226,10 @@ class Worker:
             if os.path.dirname(path) == self.submission_dir:
                 frames.append(f"{os.path.basename(path)}, line {frame.lineno}, in {frame.name}"
                               + (f"\n    {frame.line}" if frame.line else ""))
-        if isinstance(exc, SystemExit):
+        refused = self.refused_framework(exc)
+        if refused is not None:
+            kind, message = "numpy_only", str(refused)
+        elif isinstance(exc, SystemExit):
             kind, message = "exit", f"called sys.exit({exc.code!r})"
         elif isinstance(exc, StepError):
             kind, message = exc.kind, str(exc)
@@ -228,6 +237,20 @@ class Worker:
             kind, message = "exception", str(exc)
         return {"kind": kind, "type": type(exc).__name__, "message": message[:MAX_TEXT],
                 "where": frames[-6:]}
+
+    def refused_framework(self, exc):
+        """numpy_only.py's refusal behind exc, or None."""
+        return None if self.numpy_only is None else self.numpy_only.refusal_behind(exc)
+
+    def block_frameworks(self, job):
+        """Install numpy_only.py's blocker when the job forbids frameworks."""
+        if not job.get("forbidden"):
+            return
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "numpy_only.py")
+        spec = importlib.util.spec_from_file_location("autograder_worker_numpy_only", path)
+        self.numpy_only = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.numpy_only)
+        self.numpy_only.blocker_for(job, self.submission_dir, lambda: self.current_function).install()
 
     # -- steps ---------------------------------------------------------------
     def run_step(self, step):
@@ -251,6 +274,7 @@ class Worker:
         try:
             if job.get("block_network"):
                 block_sockets()
+            self.block_frameworks(job)
             for name, path in job.get("helpers", {}).items():
                 self.load_module(name, path)
                 if hasattr(self.modules[name], "report_progress"):
@@ -263,6 +287,7 @@ class Worker:
         self.send({"ready": True})
         for step in job["steps"]:
             self.current_step = step["id"]
+            self.current_function = step.get("call", "").rpartition(".")[2] or None
             try:
                 message = self.run_step(step)
             except BaseException as exc:

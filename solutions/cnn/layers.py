@@ -2,6 +2,10 @@
 
 Conventions shared by every function in this file:
 
+* This file is numpy and the Python standard library only: no torch (nor
+  tensorflow, jax, autograd, cupy, numba, ...). The grader runs it without
+  them; a function that uses one, however it is imported, scores 0 on its
+  cases (an unused import costs nothing).
 * Arrays are float64 and are never modified in place: a function that needs a
   changed copy of an input makes one.
 * Images are laid out (N, C, H, W): batch, channels, height, width.

@@ -2,6 +2,7 @@
 cases) and the jobs they run over layers.py (new_job)."""
 from dataclasses import dataclass
 
+from autograder.imports import FRAMEWORKS
 from autograder.layout import LAYERS_FILE
 from autograder.sandbox import Job, JobOutcome, StepResult
 
@@ -9,9 +10,11 @@ FILE = LAYERS_FILE
 
 
 def new_job(name):
-    """A job over layers.py."""
+    """A job over layers.py, which must compute with numpy: no framework
+    (torch, ...) is available to it."""
     job = Job(name, files=[FILE])
     job.module("layers", FILE)
+    job.forbid(FRAMEWORKS, FILE)
     return job
 
 

@@ -207,3 +207,23 @@ def test_convnet_copies_and_fine_tuned_copies_are_flagged_and_independent_models
         folders[f"submission_{name}"] = export / f"submission_{name}"
     findings = similarity.find_copies(folders)
     assert flagged(findings) == COPIED | {("submission_f_reference", "submission_g_reference_tuned")}
+
+
+def test_a_regrade_names_the_copied_pair_in_its_csv_column_and_report(tmp_path, capsys):
+    from autograder import cli
+
+    torch.manual_seed(3)
+    state = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 32), torch.nn.Linear(32, 10)).state_dict()
+    torch.manual_seed(4)
+    other = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 32), torch.nn.Linear(32, 10)).state_dict()
+    export = make_export(tmp_path, "fcnet.pt", {"1": state, "3": other})
+    shutil.copytree(export / "submission_1", export / "submission_2")
+    grades = tmp_path / "grades.csv"
+    assert cli.main(["regrade", str(export), "--csv", str(grades), "--part", "layers", "--time-budget", "60"]) == 0
+    with open(grades, newline="") as handle:
+        column = {row["submission"]: row["shared_checkpoint"] for row in csv.DictReader(handle)}
+    assert column == {"submission_1": "FCNet: submission_2 (same file)",
+                      "submission_2": "FCNet: submission_1 (same file)", "submission_3": ""}
+    assert "<td>FCNet</td><td>submission_1</td><td></td><td>submission_2</td><td></td><td>same file</td>" in \
+        (tmp_path / "report.html").read_text()
+    assert "shared checkpoints: 1 pair flagged among 3 checkpoints" in capsys.readouterr().out

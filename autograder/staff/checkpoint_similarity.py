@@ -309,17 +309,17 @@ def find_copies(folders):
     for (model, _), bucket in sorted(by_architecture.items()):
         candidates = candidate_pairs(bucket) if len(bucket) > 1 else []
         findings.candidates += len(candidates)
-        loaded, init = {}, None
-        for i, j in candidates:
-            for k in (i, j):
-                if k not in loaded:
-                    loaded[k] = load_checkpoint(bucket[k].path, bucket[k].submission, model)
-            init = init or seed0_init(loaded[i].state)
-            pair = compare(loaded[i], loaded[j], model, init)
+        held, init = (None, None), None
+        for i, j in candidates:              # by first index: one checkpoint held, the other loaded
+            if held[0] != i:
+                held = (i, load_checkpoint(bucket[i].path, bucket[i].submission, model))
+            second = load_checkpoint(bucket[j].path, bucket[j].submission, model)
+            if held[1].state is None or second.state is None:     # changed since it was fingerprinted
+                continue
+            init = init or seed0_init(held[1].state)
+            pair = compare(held[1], second, model, init)
             if pair is not None:
                 findings.pairs.append(pair)
-            for k in [k for k in loaded if k < i]:      # pairs come by first index: those are done
-                del loaded[k]
     return findings
 
 

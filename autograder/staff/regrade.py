@@ -256,8 +256,9 @@ def run(args):
     for outcome in failed:
         print(printable(f"  {outcome.entry.folder_name}: {outcome.status}"))
     if copies is not None:
-        print(f"shared checkpoints: {len(copies.pairs)} pairs flagged among {copies.compared} checkpoints "
-              f"(a lead for review, see the report)")
+        count = len(copies.pairs)
+        print(f"shared checkpoints: {count} pair{'s' if count != 1 else ''} flagged among {copies.compared} "
+              f"checkpoints (a lead for review, see the report)")
     return 0
 
 

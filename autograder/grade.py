@@ -17,15 +17,17 @@ import threading
 import time
 import traceback
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import outcomes, speed
+from autograder import budget, outcomes, speed, submission_metadata
 from autograder.answers import add_answers, uploaded_notebooks
 from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
 from autograder.layout import STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
-from autograder.results import Results, format_failures, format_table, internal_error, write_results
+from autograder.results import (Results, ResultsError, format_failures, format_table, internal_error,
+                                validate, write_results)
 from autograder.rubric import RUBRIC_PATH, check_ids_known, read_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
 from autograder.submission import EXPECTED_FILES, find_submission, submission_digests
@@ -77,6 +79,9 @@ def add_arguments(parser):
     parser.add_argument("--replay", default=None, metavar="FILE",
                         help="grade from outcomes stored by --outcomes instead of running the "
                              "submission (exit status 3 when they do not cover this grade)")
+    parser.add_argument("--submission-metadata", default=None, metavar="FILE",
+                        help="Gradescope's submission_metadata.json (the earlier submissions; "
+                             "run_autograder passes /autograder/submission_metadata.json)")
 
 
 
@@ -115,6 +120,7 @@ class Grading:
         self.ta_modules = []       # ta_suite.TAModule of the TA checks
         self.sandbox = None        # outcomes.Ledger over the Sandbox (or a Replay)
         self.replay_problem = None
+        self.budget_result = None  # the previous graded result, when over the submission budget
 
     def run(self):
         """Grade, save, and return the exit status."""
@@ -124,6 +130,8 @@ class Grading:
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             rubric = read_rubric(self.args.rubric)
+            if self.over_budget(rubric):
+                return 0
             self.discover_ta_checks(rubric.entries)
             self.find_submission()
             ctx = self.context()
@@ -147,6 +155,27 @@ class Grading:
             print(f"replay: {self.replay_problem}; grade it without --replay", file=sys.stderr)
             return 3
         return 2 if self.failed else 0
+
+    def over_budget(self, rubric):
+        """Whether the course's submission budget (autograder/budget.py) is used
+        up: then the results are the previous graded ones, nothing is graded."""
+        settings = rubric.course["submission_budget"]
+        if settings is None:
+            return False
+        metadata = submission_metadata.load(self.args.submission_metadata)
+        if metadata.problem:
+            print(f"submission metadata: {metadata.problem}", file=sys.stderr)
+        now = metadata.created_at or datetime.now(timezone.utc)
+        result = budget.refusal(settings, metadata, now)
+        try:
+            if result is not None:
+                validate(result)
+        except ResultsError as exc:      # never a broken result instead of a grade
+            print(f"submission budget: the previous result is not valid results.json ({exc}); "
+                  f"grading this submission", file=sys.stderr)
+            result = None
+        self.budget_result = result
+        return result is not None
 
     # -- finding the submission ---------------------------------------------------------
 
@@ -265,6 +294,8 @@ class Grading:
     # -- saving -------------------------------------------------------------------------
 
     def results_json(self):
+        if self.budget_result is not None:
+            return self.budget_result
         limits = list(self.sandbox.limits) if self.sandbox is not None and self.sandbox.limits else None
         return self.results.as_json(execution_time=time.monotonic() - self.started,
                                     extra_data={"limits": limits} if limits else None)

@@ -3,8 +3,10 @@ Gradescope test number, visibility and the student functions it exercises.
 
 Beside ``tests``, the file may hold one settings mapping per part, under the
 part's name; a part reads its own (its module's ``read_settings(given,
-where)``, see autograder/parts/__init__.py). read_rubric parses the file once
-and returns the entries and every part's settings.
+where)``, see autograder/parts/__init__.py), and one ``course:`` mapping of
+settings about the whole course (the submission budget, autograder/budget.py).
+read_rubric parses the file once and returns the entries, every part's
+settings and the course settings.
 
 A test name may show a part's setting with a placeholder, so that the names
 students read follow the thresholds they are graded with:
@@ -14,11 +16,12 @@ students read follow the thresholds they are graded with:
 """
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from autograder import budget
 from autograder.layout import RUBRIC_PATH
 from autograder.parts import PARTS, load_part
 from autograder.results import VISIBILITIES
@@ -46,6 +49,7 @@ class RubricEntry:
 class Rubric:
     entries: list        # RubricEntry, in the file's order
     settings: dict       # {part: its settings} for the parts that have settings
+    course: dict = field(default_factory=lambda: budget.read_course_settings(None, ""))
 
     def of_part(self, part):
         return [entry for entry in self.entries if entry.part == part]
@@ -124,7 +128,11 @@ def read_rubric(path=RUBRIC_PATH):
         numbers.add(entry.number)
         checks.add((entry.part, entry.check))
         entries.append(entry)
-    return Rubric(entries, settings)
+    try:
+        course = budget.read_course_settings(data.get("course"), str(path))
+    except ValueError as exc:
+        raise RubricError(str(exc)) from None
+    return Rubric(entries, settings, course)
 
 
 def load_rubric(path=RUBRIC_PATH):

@@ -1,7 +1,8 @@
 """What a regrade writes from its outcomes (a TA tool, not shipped): the CSV
 (one row per submitter: identity, total, one column per test of the rubric
 and the TA checks, status, then the score Gradescope had recorded, the
-ConvNet and FCNet test accuracies, the grading time and the integrity flag),
+ConvNet and FCNet test accuracies, the grading time, the integrity flag and
+the submissions it shares a checkpoint with, autograder/staff/checkpoint_similarity.py),
 the score histogram and the class report (autograder/staff/report.py).
 Every CSV cell goes through autograder/staff/safe_text.py: a name, email or
 message a student controls is text a spreadsheet never runs as a formula;
@@ -11,7 +12,8 @@ from autograder.staff.safe_text import write_csv
 from autograder.ta import suite as ta_suite
 from autograder.rubric import load_rubric, load_settings_of
 
-EXTRA_COLUMNS = ["gradescope_score", "convnet_accuracy", "fcnet_accuracy", "grading_seconds", "integrity_flag"]
+EXTRA_COLUMNS = ["gradescope_score", "convnet_accuracy", "fcnet_accuracy", "grading_seconds", "integrity_flag",
+                 "shared_checkpoint"]
 
 
 def graded_tests(rubric, part, ta_checks=ta_suite.TA_CHECKS_DIR):
@@ -46,8 +48,9 @@ def integrity_flag(results):
     return "; ".join(head + [str(reason) for reason in integrity.get("reasons", [])]) or "flagged"
 
 
-def csv_rows(outcomes, tests):
-    """Header and rows: one row per submitter (a submission without any: one row)."""
+def csv_rows(outcomes, tests, copies=None):
+    """Header and rows: one row per submitter (a submission without any: one
+    row). copies: checkpoint_similarity.Findings (None: not looked for)."""
     header = ["submission", "name", "sid", "email", "created_at", "score", "max_score"]
     header += [f"{number} {name}" for number, name, _ in tests] + ["status"] + EXTRA_COLUMNS
     max_score = sum(points for _, _, points in tests)
@@ -57,7 +60,8 @@ def csv_rows(outcomes, tests):
         scores = {test["number"]: test["score"] for test in results.get("tests", [])}
         total = results.get("score", sum(scores.values())) if outcome.results is not None else ""
         extra = [outcome.entry.gradescope_score, accuracy_of(results, "ConvNet"), accuracy_of(results, "FCNet"),
-                 results.get("execution_time", ""), integrity_flag(results)]
+                 results.get("execution_time", ""), integrity_flag(results),
+                 copies.shared_with(outcome.entry.folder_name) if copies else ""]
         for person in outcome.entry.submitters or [{"name": "", "sid": "", "email": ""}]:
             rows.append([outcome.entry.folder_name, person["name"], person["sid"], person["email"],
                          outcome.entry.created_at, total, max_score]
@@ -65,11 +69,12 @@ def csv_rows(outcomes, tests):
     return header, rows
 
 
-def write_all(outcomes, args, results_dir):
-    """Write the CSV, the histogram and the report of args; returns their paths as text."""
+def write_all(outcomes, args, results_dir, copies=None):
+    """Write the CSV, the histogram and the report of args; returns their paths as text.
+    copies: the shared checkpoints found (checkpoint_similarity.Findings), or None."""
     tests = graded_tests(args.rubric, args.part)
     max_score = sum(points for _, _, points in tests)
-    header, rows = csv_rows(outcomes, tests)
+    header, rows = csv_rows(outcomes, tests, copies)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.csv, header, rows)
     histogram = args.histogram or args.csv.with_name(args.csv.stem + "_histogram.png")
@@ -83,6 +88,7 @@ def write_all(outcomes, args, results_dir):
                for o in outcomes]
     page = args.report or args.csv.with_name("report.html")
     page.write_text(report.render(entries, tests, max_score, settings["convnet_accuracy_tiers"],
-                                  settings["fcnet_accuracy"], title=f"Regrade of {args.export_dir.name}"),
+                                  settings["fcnet_accuracy"], title=f"Regrade of {args.export_dir.name}",
+                                  copies=copies),
                     encoding="utf-8")
     return [str(args.csv), str(histogram), str(page)]

@@ -15,8 +15,11 @@ plot (<submission>_cnn_curves.png) and what its code returned
 (<submission>.outcomes.npz). With --rescore nothing is run again: each
 submission is graded from those stored outcomes with the current rubric
 (autograder/outcomes.py), in about a second, and a submission they do not
-cover keeps no score and says so. autograder/staff/class_results.py writes the
-CSV, the score histogram and the class report (report.html).
+cover keeps no score and says so. Then the checkpoints of the whole export
+are compared (autograder/staff/checkpoint_similarity.py: same files and near
+copies, a lead for the staff, never a score) unless --no-copies.
+autograder/staff/class_results.py writes the CSV, the score histogram and the
+class report (report.html).
 """
 import json
 import os
@@ -77,6 +80,9 @@ def add_arguments(parser):
     parser.add_argument("--rescore", action="store_true",
                         help="run no student code: re-score every submission from the outcomes an "
                              "earlier regrade stored in the results folder, with the current rubric")
+    parser.add_argument("--no-copies", action="store_true",
+                        help="skip the comparison of the class's checkpoints (shared and near-copied "
+                             "convnet.pt / fcnet.pt)")
 
 
 class _RubyTolerantLoader(yaml.SafeLoader):
@@ -241,11 +247,30 @@ def run(args):
                 outcomes[entry.folder_name] = Outcome(entry, status=f"regrade error: {exc}")
     shutil.rmtree(results_dir / ".rescore", ignore_errors=True)
     ordered = [outcomes[e.folder_name] for e in entries]
-    written = class_results.write_all(ordered, args, results_dir)
+    copies = None if args.no_copies else find_copies(args.export_dir, entries)
+    written = class_results.write_all(ordered, args, results_dir, copies)
     failed = [o for o in ordered if o.status != "ok"]
     verb = "re-scored" if args.rescore else "graded"
     print(f"{verb} {len(ordered) - len(failed)} of {len(ordered)} submissions; wrote {', '.join(written)} "
           f"and {results_dir}/")
     for outcome in failed:
         print(printable(f"  {outcome.entry.folder_name}: {outcome.status}"))
+    if copies is not None:
+        count = len(copies.pairs)
+        print(f"shared checkpoints: {count} pair{'s' if count != 1 else ''} flagged among {copies.compared} "
+              f"checkpoints (a lead for review, see the report)")
     return 0
+
+
+def find_copies(export_dir, entries):
+    """The shared checkpoints of the export (checkpoint_similarity.Findings),
+    or None when the comparison itself failed (said on stderr; never the batch)."""
+    from autograder.staff import checkpoint_similarity
+
+    folders = {e.folder_name: Path(export_dir) / e.folder_name for e in entries}
+    try:
+        return checkpoint_similarity.find_copies(folders)
+    except Exception as exc:
+        print(printable(f"regrade: the checkpoint comparison failed: {type(exc).__name__}: {exc}"),
+              file=sys.stderr)
+        return None

@@ -2,8 +2,8 @@
 HTML file, readable offline (plots are PNG images inside it), with the score
 distribution, a pass rate per test, the most frequent named mistakes, the
 accuracy and grading-time distributions, the submissions that hit a grading
-limit, and those the accuracy-integrity check flagged (when the results
-carry it). Student-controlled text in it is HTML-escaped and its control
+limit, those the accuracy-integrity check flagged (when the results
+carry it) and the pairs that share a checkpoint (checkpoint_similarity.py). Student-controlled text in it is HTML-escaped and its control
 characters made visible (autograder/staff/safe_text.py)."""
 import base64
 import io
@@ -79,10 +79,11 @@ def named_mistakes(graded):
     return found
 
 
-def render(entries, tests, max_score, tiers=(), fcnet_threshold=None, title="Regrade report"):
+def render(entries, tests, max_score, tiers=(), fcnet_threshold=None, title="Regrade report", copies=None):
     """The report's HTML. entries: [{submission, who, status, results (dict or
-    None), gradescope_score}]; tests: [(number, name, points)]. Every text
-    from an entry is shown as text (autograder/staff/safe_text.py)."""
+    None), gradescope_score}]; tests: [(number, name, points)]; copies:
+    checkpoint_similarity.Findings (None: not looked for). Every text from an
+    entry is shown as text (autograder/staff/safe_text.py)."""
     graded = [e["results"] for e in entries if e["results"] is not None]
     parts = [f"<h1>{html_text(title)}</h1>",
              f"<p>{len(entries)} submissions, {len(graded)} graded; scores out of {max_score:g}.</p>"]
@@ -95,6 +96,7 @@ def render(entries, tests, max_score, tiers=(), fcnet_threshold=None, title="Reg
     parts += _timing_section(graded)
     parts += _limits_section(entries)
     parts += _integrity_section(entries)
+    parts += _copies_section(entries, copies)
     return _page(title, parts)
 
 
@@ -172,6 +174,29 @@ def _integrity_section(entries):
                for e in checked if e["results"]["extra_data"]["integrity"].get("flagged")]
     parts = ["<h2>Accuracy integrity</h2>", f"<p>{len(flagged)} of {len(checked)} checked submissions flagged.</p>"]
     return parts + ([_table(["submission", "who", "reasons"], flagged)] if flagged else [])
+
+
+def _copies_section(entries, copies):
+    """The pairs of submissions that share a checkpoint, with the evidence."""
+    if copies is None:
+        return []
+    who = {e["submission"]: e["who"] for e in entries}
+    parts = ["<h2>Shared checkpoints</h2>",
+             "<p>A lead for the staff to look at, not a verdict: two submissions whose convnet.pt or "
+             "fcnet.pt is the same file, or whose weights are far closer, layer by layer, than "
+             "independently trained models of the same architecture ever come (README.md, "
+             "\"Shared checkpoints\"). A pair compared by its displacements from the common seed-0 "
+             "initialization is marked <em>review</em>: the rule's margin is smallest there.</p>",
+             f"<p>{copies.compared} checkpoints compared, {copies.candidates} candidate pairs after the "
+             f"fingerprints, {len(copies.pairs)} pairs flagged.</p>"]
+    if copies.pairs:
+        parts.append(_table(["model", "submission", "who", "shares with", "who", "evidence"],
+                            [(p.model, p.first, who.get(p.first, ""), p.second, who.get(p.second, ""),
+                              ("review: " if p.shared_init else "") + p.evidence) for p in copies.pairs]))
+    if copies.problems:
+        parts += ["<p>Checkpoints not compared:</p>",
+                  _table(["submission", "file", "why"], copies.problems)]
+    return parts
 
 
 def _page(title, parts):

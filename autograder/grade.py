@@ -19,12 +19,14 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from autograder import outcomes, speed
+from autograder import outcomes, speed, submission_metadata
 from autograder.answers import add_answers, uploaded_notebooks
 from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
 from autograder.layout import STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
+from autograder.pictures.changes import changes
+from autograder.pictures.html import page
 from autograder.results import Results, format_failures, format_table, internal_error, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, read_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
@@ -77,6 +79,9 @@ def add_arguments(parser):
     parser.add_argument("--replay", default=None, metavar="FILE",
                         help="grade from outcomes stored by --outcomes instead of running the "
                              "submission (exit status 3 when they do not cover this grade)")
+    parser.add_argument("--submission-metadata", dest="submission_metadata", default=None, metavar="FILE",
+                        help="Gradescope's submission_metadata.json (or a file in its format): the top of "
+                             "the output says what changed since the previous submission")
 
 
 
@@ -115,6 +120,7 @@ class Grading:
         self.ta_modules = []       # ta_suite.TAModule of the TA checks
         self.sandbox = None        # outcomes.Ledger over the Sandbox (or a Replay)
         self.replay_problem = None
+        self.previous = previous_submission(args)   # submission_metadata.PreviousSubmission or None
 
     def run(self):
         """Grade, save, and return the exit status."""
@@ -226,7 +232,8 @@ class Grading:
             if result is None:
                 self.internal_error(f"check {entry.check}", LookupError("no result"), [entry])
                 continue
-            self.results.add_check(entry, result.fraction, "\n".join([result.summary] + list(result.details)))
+            self.results.add_check(entry, result.fraction, "\n".join([result.summary] + list(result.details)),
+                                   result.pictures)
 
     def not_run(self, entries):
         if entries and self.sandbox is not None:
@@ -264,14 +271,21 @@ class Grading:
 
     # -- saving -------------------------------------------------------------------------
 
-    def results_json(self):
+    def results_json(self, pictures=True):
+        """The results.json mapping (pictures=False: all text, for the console),
+        with what changed since the previous submission at the top."""
         limits = list(self.sandbox.limits) if self.sandbox is not None and self.sandbox.limits else None
-        return self.results.as_json(execution_time=time.monotonic() - self.started,
-                                    extra_data={"limits": limits} if limits else None)
+        arguments = dict(execution_time=time.monotonic() - self.started,
+                         extra_data={"limits": limits} if limits else None)
+        self.results.changes = []
+        self.results.changes = changes(self.previous, self.results.as_json(**arguments, pictures=False))
+        return self.results.as_json(**arguments, pictures=pictures)
 
     def save(self):
         try:
-            write_results(self.results_path, self.results_json())
+            results = self.results_json()
+            write_results(self.results_path, results)
+            save_page(self.results_path, results)
         except Exception as exc:
             # The last resort must still be a valid file: an error and no score.
             self.failed = True
@@ -289,6 +303,24 @@ class Grading:
         except Exception as exc:
             print(f"outcomes: could not write {self.args.outcomes}: {type(exc).__name__}: {exc}",
                   file=sys.stderr)
+
+
+def previous_submission(args):
+    """The previous submission of --submission-metadata (None: none, or no
+    file; a file that cannot be read is said on the console, never fails)."""
+    path = getattr(args, "submission_metadata", None)
+    if path is not None and not Path(path).exists():
+        return None            # Gradescope's file is absent in some runs: no history
+    metadata = submission_metadata.load(path)
+    if metadata.problem:
+        print(f"submission metadata: {metadata.problem}", file=sys.stderr)
+    return metadata.last
+
+
+def save_page(results_path, results):
+    """NAME.html next to NAME.json: the results as Gradescope shows them."""
+    path = Path(results_path).with_suffix(".html")
+    path.write_text(page(results, title=f"Autograder results: {Path(results_path).name}"), encoding="utf-8")
 
 
 def make_sandbox(args, submission, deadline, hidden):
@@ -316,7 +348,7 @@ def make_sandbox(args, submission, deadline, hidden):
 def run(args):
     grading = Grading(args)
     status = grading.run()
-    results = grading.results_json()
+    results = grading.results_json(pictures=False)
     if results["output"]:
         print(results["output"] + "\n")
     print(format_table(results))

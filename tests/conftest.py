@@ -119,3 +119,10 @@ def reference_results(cifar10_dir, tmp_path_factory):
     results = json.loads(results_path.read_text())
     validate(results)
     return results, folder
+
+
+def shown(item):
+    """The text a results.json output shows (a test's or the top's), whatever
+    its format: html outputs (tests with pictures, the top) read as text."""
+    from autograder.pictures.html import as_text
+    return as_text(item.get("output", ""), item.get("output_format", "text"))

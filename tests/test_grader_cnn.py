@@ -39,7 +39,7 @@ from autograder.results import MAX_RESULTS_BYTES, validate
 from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric, read_rubric
 from autograder.sandbox import Sandbox
 from autograder.submission import find_submission
-from conftest import shown
+from conftest import as_shown, shown
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO / "solutions" / "cnn"
@@ -122,7 +122,7 @@ def grade(folder, tmp_path, rubric, data_dir=None, part="cnn"):
     assert cli.main(argv) == 0
     results = json.loads(results_path.read_text())
     validate(results)
-    return results
+    return as_shown(results)       # the words of the feedback (tests/test_pictures.py: its pictures)
 
 
 def by_check(results, rubric_path):

@@ -233,3 +233,21 @@ def test_the_results_page_renders_in_headless_chromium_with_its_pictures(tmp_pat
     # The error map's dark red row is on the page: the image rendered, not just its alt text.
     dark_red = (image[..., 0] > 90) & (image[..., 0] < 140) & (image[..., 1] < 20) & (image[..., 2] < 30)
     assert dark_red.sum() > 500
+
+
+def test_hidden_cases_and_hidden_tests_carry_no_picture():
+    from types import SimpleNamespace
+    from autograder.parts.layers.judging import judge_array
+    from autograder.parts.layers.compare import CONV_OUT_AXES
+    expected = np.ones((2, 3, 4, 4))
+    actual = expected.copy()
+    actual[:, :, 0, :] = 0
+    public = judge_array("out", actual, expected, CONV_OUT_AXES, SimpleNamespace(public=True))
+    hidden = judge_array("out", actual, expected, CONV_OUT_AXES, SimpleNamespace(public=False))
+    assert public.error_map.tolist()[0] == [1.0] * 4 and public.error_map[1:].sum() == 0
+    assert hidden.error_map is None
+    # A hidden test is never named among the changes either.
+    before = {"tests": [{"number": "9.1", "name": "secret", "score": 1, "max_score": 1, "status": "passed",
+                         "visibility": "hidden"}]}
+    now = {"score": 0, "tests": [dict(before["tests"][0], score=0, status="failed")]}
+    assert not any("secret" in line for line in changes.changes(previous(before), now))

@@ -4,6 +4,10 @@ checks add to), validating, writing (atomically) and printing it on the console:
 test), then the full feedback of every test that lost points
 (format_failures), which is the text the student reads on Gradescope.
 
+For Gradescope, tests that have pictures (autograder/pictures) and the top
+of the output (what changed since the previous submission, what to fix
+first) become html, within MAX_RESULTS_BYTES; the console gets all text.
+
 The structure is the one gradescope-utils' JSONTestRunner writes, with every
 test carrying name, number, score, max_score, status, output, visibility and
 tags. SCHEMA is a JSON Schema (draft 7) of what we write; validate() checks
@@ -237,9 +241,9 @@ class Results:
 
 
 def fix_first(tests):
-    """(number, name, first line) of the first test in rubric order that lost points, or None."""
+    """(number, name, first line) of the first visible test in rubric order that lost points, or None."""
     for test in tests:
-        if test["score"] < test["max_score"]:
+        if test["score"] < test["max_score"] and test["visibility"] == "visible":
             return test["number"], test["name"], test["output"].split("\n", 1)[0]
     return None
 
@@ -261,8 +265,9 @@ def with_pictures(results, pictures, changes, notes):
         page = html.test_output(test["output"], fitting, MAX_OUTPUT, len(shown) - len(fitting)) if shown else None
         tests.append(dict(test, output=page, output_format="html") if page else test)
     top = html.top_output(notes, changes, fix_first(results["tests"]))
-    shown = dict(results, tests=tests, output=cut(top) if len(top) <= MAX_OUTPUT else results["output"],
-                 output_format="html" if len(top) <= MAX_OUTPUT else "text")
+    fits = len(top) <= MAX_OUTPUT
+    shown = dict(results, tests=tests, output=top if fits else results["output"],
+                 output_format="html" if fits else "text")
     # The images are budgeted; should the text around them still pass the limit, text only.
     return shown if len(json.dumps(shown, indent=2)) <= MAX_RESULTS_BYTES else results
 

@@ -26,6 +26,8 @@ from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
 from autograder.layout import STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
+from autograder.pictures.changes import changes
+from autograder.pictures.html import page
 from autograder.results import (Results, ResultsError, format_failures, format_table, internal_error,
                                 validate, write_results)
 from autograder.rubric import RUBRIC_PATH, check_ids_known, read_rubric
@@ -79,9 +81,11 @@ def add_arguments(parser):
     parser.add_argument("--replay", default=None, metavar="FILE",
                         help="grade from outcomes stored by --outcomes instead of running the "
                              "submission (exit status 3 when they do not cover this grade)")
-    parser.add_argument("--submission-metadata", default=None, metavar="FILE",
-                        help="Gradescope's submission_metadata.json (the earlier submissions; "
-                             "run_autograder passes /autograder/submission_metadata.json)")
+    parser.add_argument("--submission-metadata", dest="submission_metadata", default=None, metavar="FILE",
+                        help="Gradescope's submission_metadata.json (or a file in its format): the top of "
+                             "the output says what changed since the previous submission, and the "
+                             "course's submission budget, if any, counts the earlier ones "
+                             "(run_autograder passes /autograder/submission_metadata.json)")
 
 
 
@@ -121,6 +125,8 @@ class Grading:
         self.sandbox = None        # outcomes.Ledger over the Sandbox (or a Replay)
         self.replay_problem = None
         self.budget_result = None  # the previous graded result, when over the submission budget
+        self.metadata = read_metadata(args)           # submission_metadata.SubmissionMetadata, read once
+        self.previous = self.metadata.last            # submission_metadata.PreviousSubmission or None
 
     def run(self):
         """Grade, save, and return the exit status."""
@@ -162,9 +168,7 @@ class Grading:
         settings = rubric.course["submission_budget"]
         if settings is None:
             return False
-        metadata = submission_metadata.load(self.args.submission_metadata)
-        if metadata.problem:
-            print(f"submission metadata: {metadata.problem}", file=sys.stderr)
+        metadata = self.metadata
         now = metadata.created_at or datetime.now(timezone.utc)
         result = budget.refusal(settings, metadata, now)
         try:
@@ -255,7 +259,8 @@ class Grading:
             if result is None:
                 self.internal_error(f"check {entry.check}", LookupError("no result"), [entry])
                 continue
-            self.results.add_check(entry, result.fraction, "\n".join([result.summary] + list(result.details)))
+            self.results.add_check(entry, result.fraction, "\n".join([result.summary] + list(result.details)),
+                                   result.pictures)
 
     def not_run(self, entries):
         if entries and self.sandbox is not None:
@@ -293,16 +298,24 @@ class Grading:
 
     # -- saving -------------------------------------------------------------------------
 
-    def results_json(self):
+    def results_json(self, pictures=True):
+        """The results.json mapping (pictures=False: all text, for the console),
+        with what changed since the previous submission at the top; past the
+        submission budget, the previous graded result instead."""
         if self.budget_result is not None:
             return self.budget_result
         limits = list(self.sandbox.limits) if self.sandbox is not None and self.sandbox.limits else None
-        return self.results.as_json(execution_time=time.monotonic() - self.started,
-                                    extra_data={"limits": limits} if limits else None)
+        arguments = dict(execution_time=time.monotonic() - self.started,
+                         extra_data={"limits": limits} if limits else None)
+        self.results.changes = []
+        self.results.changes = changes(self.previous, self.results.as_json(**arguments, pictures=False))
+        return self.results.as_json(**arguments, pictures=pictures)
 
     def save(self):
         try:
-            write_results(self.results_path, self.results_json())
+            results = self.results_json()
+            write_results(self.results_path, results)
+            save_page(self.results_path, results)
         except Exception as exc:
             # The last resort must still be a valid file: an error and no score.
             self.failed = True
@@ -320,6 +333,25 @@ class Grading:
         except Exception as exc:
             print(f"outcomes: could not write {self.args.outcomes}: {type(exc).__name__}: {exc}",
                   file=sys.stderr)
+
+
+def read_metadata(args):
+    """The SubmissionMetadata of --submission-metadata, read once per grade (no
+    file given, or Gradescope's file absent in this run: no history; a file
+    that cannot be read is said on the console, never fails the grade)."""
+    path = getattr(args, "submission_metadata", None)
+    if path is not None and not Path(path).exists():
+        return submission_metadata.SubmissionMetadata()
+    metadata = submission_metadata.load(path)
+    if metadata.problem:
+        print(f"submission metadata: {metadata.problem}", file=sys.stderr)
+    return metadata
+
+
+def save_page(results_path, results):
+    """NAME.html next to NAME.json: the results as Gradescope shows them."""
+    path = Path(results_path).with_suffix(".html")
+    path.write_text(page(results, title=f"Autograder results: {Path(results_path).name}"), encoding="utf-8")
 
 
 def make_sandbox(args, submission, deadline, hidden):
@@ -347,7 +379,7 @@ def make_sandbox(args, submission, deadline, hidden):
 def run(args):
     grading = Grading(args)
     status = grading.run()
-    results = grading.results_json()
+    results = grading.results_json(pictures=False)
     if results["output"]:
         print(results["output"] + "\n")
     print(format_table(results))

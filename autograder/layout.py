@@ -8,6 +8,7 @@ The package is laid out by concern; SHIPPING says which folders reach whom:
                   cases, outcomes, answers, imports, provided, speed,
                   submission_metadata and budget (the optional submission budget)
     parts/        what is graded: layers/ (numpy layers) and cnn/ (models)
+    pictures/     what students see besides text: pictures, Gradescope html, changes
     sandbox/      the trust boundary, grader side: starts and reads workers
     worker/       the untrusted side: copied into each worker's job folder and
                   run there by path, next to student code; never imported here

@@ -4,6 +4,10 @@ checks add to), validating, writing (atomically) and printing it on the console:
 test), then the full feedback of every test that lost points
 (format_failures), which is the text the student reads on Gradescope.
 
+For Gradescope, tests that have pictures (autograder/pictures) and the top
+of the output (what changed since the previous submission, what to fix
+first) become html, within MAX_RESULTS_BYTES; the console gets all text.
+
 The structure is the one gradescope-utils' JSONTestRunner writes, with every
 test carrying name, number, score, max_score, status, output, visibility and
 tags. SCHEMA is a JSON Schema (draft 7) of what we write; validate() checks
@@ -16,7 +20,13 @@ import re
 import tempfile
 from pathlib import Path
 
+from autograder.pictures import html, picture_bytes
+
 MAX_OUTPUT = 100_000          # Gradescope cuts longer outputs
+MAX_RESULTS_BYTES = 1_000_000  # the most a results.json may hold
+# What the images of one results.json may add (base64); the text stays far below the rest.
+MAX_PICTURE_BYTES = 700_000
+MARKUP_ROOM = 50_000           # for the html around the images and the text it escapes
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 # A check the grade's time budget left no time for (rubric and TA checks alike).
 NOT_RUN = "not run: the grading time budget of {budget:g} s ran out before this check could run"
@@ -169,16 +179,21 @@ class Results:
         self.leaderboard = []
         self.extra_data = {}
         self.time_budget = time_budget   # seconds, for the not-run message
+        self.pictures = {}           # test number -> [pictures.Picture or Table] (visible tests only)
+        self.changes = []            # lines: what changed since the previous submission
 
-    def add_test(self, number, name, score, max_score, output, visibility="visible", tags=()):
+    def add_test(self, number, name, score, max_score, output, visibility="visible", tags=(), pictures=()):
         test = make_test(number, name, score, max_score, output, visibility, tags)
         self.tests.append(test)
+        if pictures and visibility == "visible":     # a hidden test carries no picture
+            self.pictures[number] = list(pictures)
         return test
 
-    def add_check(self, entry, fraction, output):
-        """A rubric entry (number, name, points, visibility, tags) earning `fraction` of its points."""
+    def add_check(self, entry, fraction, output, pictures=()):
+        """A rubric entry (number, name, points, visibility, tags) earning
+        `fraction` of its points; pictures go with it on Gradescope (html)."""
         return self.add_test(entry.number, entry.name, entry.points * fraction, entry.points, output,
-                             entry.visibility, entry.tags)
+                             entry.visibility, entry.tags, pictures)
 
     def add_not_run(self, entries):
         """0 points for each entry the time budget left no time for."""
@@ -212,11 +227,49 @@ class Results:
         """The test numbers recorded so far."""
         return {test["number"] for test in self.tests}
 
-    def as_json(self, execution_time=None, extra_data=None):
-        """The results.json mapping: tests by number, extra_data updated with `extra_data`."""
-        return make_results(sorted(self.tests, key=_order), output="\n".join(self.notes),
-                            leaderboard=self.leaderboard, execution_time=execution_time,
-                            extra_data={**self.extra_data, **(extra_data or {})})
+    def as_json(self, execution_time=None, extra_data=None, pictures=True):
+        """The results.json mapping: tests by number, extra_data updated with
+        `extra_data`, what changed since the previous submission at the top.
+        pictures=True (Gradescope's file): tests with pictures and the top of
+        the output in html; False: all text (the console)."""
+        tests = sorted(self.tests, key=_order)
+        notes = self.changes + self.notes
+        results = make_results(tests, output="\n".join(notes), leaderboard=self.leaderboard,
+                               execution_time=execution_time,
+                               extra_data={**self.extra_data, **(extra_data or {})})
+        return with_pictures(results, self.pictures, self.changes, self.notes) if pictures else results
+
+
+def fix_first(tests):
+    """(number, name, first line) of the first visible test in rubric order that lost points, or None."""
+    for test in tests:
+        if test["score"] < test["max_score"] and test["visibility"] == "visible":
+            return test["number"], test["name"], test["output"].split("\n", 1)[0]
+    return None
+
+
+def with_pictures(results, pictures, changes, notes):
+    """results with Gradescope html where it shows more than text: the tests
+    that have pictures (within MAX_PICTURE_BYTES for the whole file, in
+    rubric order) and the top of the output (what changed, what to fix first)."""
+    # The images get what the text leaves of the file, less room for the markup around them.
+    budget = min(MAX_PICTURE_BYTES, MAX_RESULTS_BYTES - len(json.dumps(results, indent=2)) - MARKUP_ROOM)
+    tests = []
+    for test in results["tests"]:
+        shown = pictures.get(test["number"], ())
+        fitting = []
+        for item in shown:
+            if picture_bytes([item]) <= budget:
+                fitting.append(item)
+                budget -= picture_bytes([item])
+        page = html.test_output(test["output"], fitting, MAX_OUTPUT, len(shown) - len(fitting)) if shown else None
+        tests.append(dict(test, output=page, output_format="html") if page else test)
+    top = html.top_output(notes, changes, fix_first(results["tests"]))
+    fits = len(top) <= MAX_OUTPUT
+    shown = dict(results, tests=tests, output=top if fits else results["output"],
+                 output_format="html" if fits else "text")
+    # The images are budgeted; should the text around them still pass the limit, text only.
+    return shown if len(json.dumps(shown, indent=2)) <= MAX_RESULTS_BYTES else results
 
 
 def internal_error(what, error):

@@ -119,3 +119,21 @@ def reference_results(cifar10_dir, tmp_path_factory):
     results = json.loads(results_path.read_text())
     validate(results)
     return results, folder
+
+
+def shown(item):
+    """The text a results.json output shows (a test's or the top's), whatever
+    its format: html outputs (tests with pictures, the top) read as text."""
+    from autograder.pictures.html import as_text
+    return as_text(item.get("output", ""), item.get("output_format", "text"))
+
+
+def as_shown(results):
+    """A results.json mapping with every output (the top's and each test's) as
+    the text it shows: for tests about the feedback's words, not its markup."""
+    tests = [dict(test, output=shown(test)) for test in results["tests"]]
+    for test in tests:
+        test.pop("output_format", None)
+    top = dict(results, output=shown(results), tests=tests)
+    top.pop("output_format", None)
+    return top

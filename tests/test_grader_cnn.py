@@ -35,10 +35,11 @@ from autograder.parts import cnn as cnn_part
 from autograder.parts.cnn.jobs import TorchMissing, error_text, new_job
 from autograder.parts.cnn.data_protocol import CHANCE_LOSS, CURVE_PROTOCOL, evaluation_steps
 from autograder.parts.cnn.settings import DEFAULTS, SettingsError, load_settings
-from autograder.results import validate
+from autograder.results import MAX_RESULTS_BYTES, validate
 from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric, read_rubric
 from autograder.sandbox import Sandbox
 from autograder.submission import find_submission
+from conftest import as_shown, shown
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO / "solutions" / "cnn"
@@ -121,7 +122,7 @@ def grade(folder, tmp_path, rubric, data_dir=None, part="cnn"):
     assert cli.main(argv) == 0
     results = json.loads(results_path.read_text())
     validate(results)
-    return results
+    return as_shown(results)       # the words of the feedback (tests/test_pictures.py: its pictures)
 
 
 def by_check(results, rubric_path):
@@ -182,7 +183,7 @@ def test_reference_gets_full_cnn_marks_on_the_real_test_set(reference_results):
 @pytest.mark.data
 def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_results):
     results, folder = reference_results
-    outputs = {t["number"]: t["output"] for t in results["tests"]}
+    outputs = {t["number"]: shown(t) for t in results["tests"]}
     first_tier = load_settings(RUBRIC_PATH)["convnet_accuracy_tiers"][0]
     assert (f"ConvNet test accuracy 79.64% reaches {first_tier:.0%} (5,000 fixed CIFAR-10 test images, each with a "
             "small change that keeps its class)") in outputs["6.1"]
@@ -192,7 +193,31 @@ def test_reference_output_carries_the_key_numbers_and_names_the_plot(reference_r
     assert "held-out loss by step {0: 2.30" in outputs["7.4"]
     plot = folder / curve_checks.PLOT_NAME
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert str(plot) in results["output"]
+    assert str(plot) in shown(results)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_reference_results_show_the_curves_classes_filters_and_layer_table(reference_results):
+    """On Gradescope (html): both curves as an image in the curve tests, a
+    per-class breakdown in the accuracy tests, the filters and the layer table."""
+    results, folder = reference_results
+    tests = {t["number"]: t for t in results["tests"]}
+
+    def images(number):
+        return tests[number]["output"].count('<img src="data:image/png;base64,')
+    assert all(images(n) == 1 for n in ("7.1", "7.2", "7.3", "7.4", "6.1", "6.4", "5.1", "5.2", "5.3"))
+    assert "held-out loss of your FCNet (orange) and ConvNet (blue) over the reference band" in shown(tests["7.1"])
+    for number in ("6.1", "6.2", "6.3"):
+        assert "ConvNet accuracy per class: airplane " in shown(tests[number]) and "truck " in shown(tests[number])
+    assert "FCNet accuracy per class: airplane " in shown(tests["6.4"])
+    assert "first-layer filters of convnet.pt: 24 filters of 3x3 on 3 input channels" in shown(tests["5.3"])
+    table = shown(tests["5.1"])
+    assert "layer\ttype\toutput shape (one image)\tparameters\tmultiply-adds per image" in table
+    assert "features.0\tConv2d\t24 x 32 x 32\t648\t664 k" in table
+    assert "ConvNet cost: parameters 636 k of 1 M (64%)" in table
+    assert (folder / "results.json").stat().st_size <= MAX_RESULTS_BYTES
+    assert (folder / "results.html").read_text().count("data:image/png") >= 9
 
 
 def test_without_torch_for_the_workers_the_cnn_part_blames_the_installation(tmp_path):
@@ -317,6 +342,7 @@ def test_a_model_over_the_compute_rule_is_rejected_by_name_before_any_image_runs
     from autograder.parts.cnn.architecture import amount
     folder = write_models(tmp_path / "sub")
     models = load_models_module(folder, f"compute_rule_models_{figure}")
+    torch.manual_seed(0)   # an untrained net: its init decides its (chance) accuracy and the integrity figures
     torch.save(models.ConvNet().state_dict(), folder / "convnet.pt")
     cost = worker_torch.model_cost(models.ConvNet())[figure]
     checks = {"convnet_architecture", "convnet_accuracy_1", "curves_fall"}

@@ -22,6 +22,7 @@ from autograder.results import (NOT_RUN, SCHEMA, Results, ResultsError, format_f
                                 make_results, make_test, validate, write_results)
 from autograder.rubric import RUBRIC_PATH, RubricError, load_rubric
 from autograder.submission import find_submission
+from conftest import shown
 
 spec = importlib.util.spec_from_file_location(
     "grader_support", Path(__file__).parent / "grader_corpus" / "support.py")
@@ -113,9 +114,9 @@ def test_the_grade_command_puts_the_submission_summary_on_top_and_in_each_check(
                              env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert process.returncode == 0, process.stderr
     results = json.loads(results_path.read_text())
-    assert results["output"].startswith("SUBMISSION FILES: layers.py, models.py, convnet.pt and "
-                                        "fcnet.pt were not found")
-    assert "Found Layers.py at the top of the upload" in results["output"]
+    assert shown(results).startswith("SUBMISSION FILES: layers.py, models.py, convnet.pt and "
+                                     "fcnet.pt were not found")
+    assert "Found Layers.py at the top of the upload" in shown(results)
     layer_tests = [t for t in results["tests"] if t["max_score"] > 0]
     assert all("Layers.py" in t["output"] for t in layer_tests)
     assert process.stdout.startswith("SUBMISSION FILES:")
@@ -368,5 +369,6 @@ def test_the_results_accumulator_sorts_by_number_and_records_every_kind_of_test(
     assert [t["number"] for t in data["tests"]] == ["0", "1.10", "2.1", "10.2"]
     assert data["tests"][1]["output"] == NOT_RUN.format(budget=480) and data["tests"][2]["score"] == 2.0
     assert data["tests"][0]["output"].endswith("(ValueError: boom)") and data["tests"][3]["status"] == "failed"
-    assert data["output"] == "top line" and data["leaderboard"] == [{"name": "acc", "value": 80.0, "order": "desc"}]
+    assert shown(data).startswith("top line\nFix first\n1.10 c: not run")       # html on Gradescope
+    assert results.as_json(pictures=False)["output"] == "top line" and data["leaderboard"] == [{"name": "acc", "value": 80.0, "order": "desc"}]
     assert data["extra_data"] == {"accuracy": {"ConvNet": 0.8}, "limits": [1]} and data["score"] == 2.0

@@ -23,6 +23,7 @@ from autograder.authoring import autograder_zip, handout, shipping
 from autograder.layout import STAFF_ONLY
 from autograder.results import SCHEMA, validate
 from autograder.rubric import load_rubric
+from conftest import shown
 
 HERE = Path(__file__).resolve().parent
 spec = importlib.util.spec_from_file_location("hostile_support", HERE / "hostile" / "support.py")
@@ -130,11 +131,18 @@ def test_run_autograder_grades_a_nested_submission(built, tmp_path, worker_pytho
     nested = root / "submission" / "my-work"
     nested.mkdir()
     shutil.copy(REFERENCE_DIR / "layers.py", nested / "layers.py")
+    # Gradescope's metadata: an earlier submission whose conv_forward failed.
+    earlier = {"score": 0.0, "tests": [{"number": "1.1", "name": "conv_forward", "score": 0.0, "max_score": 8.0,
+                                        "status": "failed", "output": "", "visibility": "visible", "tags": []}]}
+    (root / "submission_metadata.json").write_text(json.dumps({"previous_submissions": [
+        {"submission_time": "2026-12-06T09:30:00.000000-08:00", "score": 0.0, "results": earlier}]}))
     results, console = run_autograder(root, worker_python)
     validate(results)
     layer_tests = [t for t in results["tests"] if "models.py" not in t["output"]]
     assert sum(t["score"] for t in layer_tests) == LAYER_POINTS, console
-    assert "layers.py found in the subfolder my-work/" in results["output"]
+    assert "layers.py found in the subfolder my-work/" in shown(results)
+    assert f"score 0 -> {LAYER_POINTS:g} (+{LAYER_POINTS:g}) since your previous submission" in shown(results)
+    assert "newly passed: 1.1 conv_forward (8 of 8)" in shown(results)
     # The CNN files are missing: that part scores 0 with a message, the run still completes.
     cnn_tests = [t for t in results["tests"] if t not in layer_tests]
     assert cnn_tests and all(t["score"] == 0 for t in cnn_tests)

@@ -291,7 +291,7 @@ def test_hostile_submission_is_contained(tmp_path, grader_setup, name):
     if hostile.must_appear:
         assert hostile.must_appear in json.dumps(parsed), console
     assert seconds < TIME_BUDGET
-    assert {p.name for p in tmp_path.iterdir()} == {name, "results.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {name, "results.json", "results.html"}   # the grader's only
     assert set(support.processes_of(NOBODY)) <= before, "a worker process survived the grade"
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import as_shown
 from test_grader_cnn import (REFERENCE_DIR, by_check, grade, load_models_module, restricted_rubric,
                              rubric_points, synthetic_cifar, write_models)
 
@@ -337,7 +338,7 @@ def grade_real(folder, tmp_path, rubric, cifar10_dir):
                      str(rubric), "--data-dir", str(cifar10_dir)]) == 0
     results = json.loads(results_path.read_text())
     validate(results)
-    return results
+    return as_shown(results)
 
 
 @pytest.fixture(scope="module")

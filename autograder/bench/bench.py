@@ -29,6 +29,7 @@ from pathlib import Path
 
 from autograder.bench.at_limits import write_at_limits_submission
 from autograder.speed import best_time
+from autograder.pictures.html import as_text
 
 from autograder.layout import PACKAGE, REFERENCE_DIR
 SAMPLE_SECONDS = 0.02
@@ -148,7 +149,7 @@ def lost_to_clock(results):
     'not run' or mentions 'timed out': points lost to the clock."""
     lost = []
     for test in results.get("tests", []):
-        output = str(test.get("output", ""))
+        output = as_text(str(test.get("output", "")), test.get("output_format", "text"))
         if output.lower().startswith("not run") or "timed out" in output.lower():
             lost.append(str(test.get("name", test.get("number", "?"))))
     return lost

@@ -33,11 +33,14 @@ class BudgetExceeded(Exception):
 
 @dataclass
 class CheckResult:
-    """The outcome of one rubric check: the share of its points earned and
-    the feedback shown to the student (summary first)."""
+    """The outcome of one rubric check: the share of its points earned, the
+    feedback shown to the student (summary first) and the pictures shown
+    with it on Gradescope (autograder/pictures: each says in a text line of
+    the details what it shows)."""
     fraction: float
     summary: str
     details: list = field(default_factory=list)
+    pictures: list = field(default_factory=list)
 
     def __post_init__(self):
         if not 0.0 <= self.fraction <= 1.0:

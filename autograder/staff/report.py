@@ -11,6 +11,7 @@ import re
 import statistics
 from collections import Counter
 
+from autograder.pictures.html import as_text
 from autograder.staff.safe_text import html_text, plot_label
 
 MISTAKE = re.compile(r"likely mistake(?: in [\w.]+)?: (.+)$")
@@ -73,7 +74,7 @@ def named_mistakes(graded):
     found = Counter()
     for results in graded:
         for test in results["tests"]:
-            match = MISTAKE.search(test["output"].split("\n", 1)[0])
+            match = MISTAKE.search(as_text(test["output"], test.get("output_format", "text")).split("\n", 1)[0])
             if match:
                 found[(f"{test['number']} {test['name']}", match.group(1).strip())] += 1
     return found

@@ -160,8 +160,15 @@ def inspect_model(class_name):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 32, 32)
     model.eval()
-    with torch.no_grad():
-        out = model(x)
+    rows = []
+    hooks = _table_hooks(model, rows)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    report["layer_table"] = _cut_lines(rows, MAX_TABLE_TEXT)
     if not isinstance(out, torch.Tensor):
         report["output"] = f"a {type(out).__name__}, not a tensor"
     else:
@@ -169,6 +176,65 @@ def inspect_model(class_name):
         report["output_dtype"] = str(out.dtype).replace("torch.", "")
         report["output_finite"] = bool(torch.isfinite(out).all()) if out.is_floating_point() else True
     return report
+
+
+MAX_TABLE_ROWS = 40
+MAX_TABLE_TEXT = 1900        # a returned string holds at most worker.MAX_TEXT characters
+
+
+def _layer_row(name, rows):
+    """A forward hook adding one tab-separated line per module that ran: name,
+    type, output shape of one image, parameters, multiply-adds per image
+    (nn.Conv2d and nn.Linear; other modules count 0)."""
+    def hook(module, inputs, output):
+        if len(rows) >= MAX_TABLE_ROWS or not isinstance(output, torch.Tensor) or output.dim() < 1:
+            return
+        per_image = output[0].numel()
+        if isinstance(module, nn.Conv2d):
+            madds = per_image * (module.in_channels // module.groups) * int(np.prod(module.kernel_size))
+        elif isinstance(module, nn.Linear):
+            madds = per_image * module.in_features
+        else:
+            madds = 0
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        cells = [name[:24], type(module).__name__[:24], "x".join(str(n) for n in output.shape[1:]) or "1",
+                 str(params), str(madds)]
+        rows.append("\t".join(re.sub(r"\s", " ", cell) for cell in cells))
+    return hook
+
+
+def _table_hooks(model, rows):
+    """Forward hooks on the modules without children (the layer table's rows);
+    a module that takes none is left out of the table, never an error."""
+    hooks = []
+    for name, module in model.named_modules():
+        if name and next(module.children(), None) is None:
+            try:
+                hooks.append(module.register_forward_hook(_layer_row(name, rows)))
+            except Exception:
+                continue
+    return hooks
+
+
+def _cut_lines(lines, limit):
+    """Lines joined by newlines, whole lines only, within limit characters."""
+    kept, size = [], 0
+    for line in lines:
+        size += len(line) + 1
+        if size > limit:
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def first_filters(model, count=64, channels=3, size=11):
+    """The weights of the model's first nn.Conv2d (at most count filters of
+    channels x size x size), or None when it has none."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            weight = module.weight.detach().cpu().float()[:count, :channels, :size, :size]
+            return weight.numpy().copy()
+    return None
 
 
 def extra_tensors(model, class_name):
@@ -305,6 +371,9 @@ def load_checkpoint(class_name, file_name):
     model.eval()
     info = {"tensors": len(state), "parameters": int(sum(p.numel() for p in model.parameters())),
             "note": _location_note(path, file_name)}
+    filters = first_filters(model)
+    if filters is not None:
+        info["first_filters"] = filters      # what the network learned to look for (a picture)
     return info, model
 
 

@@ -199,14 +199,12 @@ def judge_band(convnet, band, steps):
     return CheckResult(inside / len(rows), summary, lines)
 
 
-def plot(path, fcnet, convnet, band):
-    """PNG of both runs (smoothed training loss, held-out points) with the
-    reference band; returns path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 5), dpi=100)
+def figure(fcnet, convnet, band, size=(8, 5)):
+    """A matplotlib figure of both runs (smoothed training loss, held-out
+    points) with the reference band."""
+    from autograder.pictures.draw import pyplot
+    plt = pyplot()
+    drawn, axis = plt.subplots(figsize=size, dpi=100)
     if band is not None:
         held = band["held_out"]
         axis.fill_between(held["steps"], held["low"], held["high"], color="tab:blue", alpha=0.15,
@@ -223,7 +221,25 @@ def plot(path, fcnet, convnet, band):
     axis.set_title("Your FCNet vs ConvNet on the grader's fixed subset")
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    drawn.tight_layout()
+    return drawn
+
+
+def plot(path, fcnet, convnet, band):
+    """PNG file of figure(); returns path."""
+    from autograder.pictures.draw import pyplot
+    drawn = figure(fcnet, convnet, band)
+    drawn.savefig(path)
+    pyplot().close(drawn)
     return path
+
+
+def picture(fcnet, convnet, band):
+    """The curves as a small inline picture (autograder/pictures), its text
+    line the held-out losses of both runs."""
+    from autograder.pictures import Picture
+    from autograder.pictures.draw import png
+    text = "; ".join(curve.describe().split(";")[0] for curve in (fcnet, convnet) if curve is not None)
+    shown = "held-out loss of your FCNet (orange) and ConvNet (blue) over the reference band"
+    return Picture(title="Loss curves: " + shown, png=png(figure(fcnet, convnet, band, size=(7, 4))),
+                   text=text or shown)

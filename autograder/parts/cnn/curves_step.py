@@ -33,13 +33,15 @@ def grade_curves(ctx, settings, architecture_ok, protocol=CURVE_PROTOCOL, band_p
     band, band_problem = _band(band_path, protocol)
     plot_note = _plot(ctx, runs, band)
     numbers = [curve.describe() for curve in runs.values()] + ([plot_note] if plot_note else [])
+    shown = _picture(runs, band)
     if failures:
         first = next(iter(failures.values()))
         details = [text for text in failures.values() if text != first] + numbers
-        return {check: CheckResult(0.0, first, details) for check in CURVE_CHECKS}
+        return {check: CheckResult(0.0, first, details, list(shown)) for check in CURVE_CHECKS}
     results = judge(runs, band, band_problem, settings, protocol["config"]["max_steps"])
     for result in results.values():
         result.details.extend(numbers)
+        result.pictures.extend(shown)
     return results
 
 
@@ -105,6 +107,17 @@ def judge(runs, band, band_problem, settings, total_steps):
         "curve_convnet_area": curves.judge_area(fcnet, convnet, total_steps),
         "curve_convnet_band": band_result,
     }
+
+
+def _picture(runs, band):
+    """[the curves as an inline picture], or [] when there is nothing to draw or drawing failed."""
+    if not runs:
+        return []
+    try:
+        return [curves.picture(runs.get("FCNet"), runs.get("ConvNet"), band)]
+    except Exception as exc:  # a picture is a convenience: its failure must not cost the checks
+        print(f"cnn part: could not draw the curves: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return []
 
 
 def _plot(ctx, runs, band):

@@ -10,12 +10,13 @@ import sys
 import numpy as np
 
 from autograder.parts import CheckResult
-from autograder.parts.cnn import accuracy, architecture, fresh_data
+from autograder.parts.cnn import accuracy, architecture, fresh_data, pictures
 from autograder.parts.cnn.data_protocol import DataUnavailable, TestSet, load_test_set, load_train_batch
 from autograder.parts.cnn.evaluation import FRESH_IMAGES, TRAIN_IMAGES, UNCHANGED_IMAGES, draw_views
 from autograder.parts.cnn.jobs import CHECKPOINTS, MODEL_FILES, MODEL_NAMES, error_text, models_job
 from autograder.parts.cnn.review import review
 from autograder.parts.cnn.secret import grading_key, submission_seed
+from autograder.pictures import drawn
 
 TIERS = 3
 ACCURACY_CHECKS = {**{f"convnet_accuracy_{tier}": ("ConvNet", tier - 1) for tier in range(1, TIERS + 1)},
@@ -46,6 +47,8 @@ class ModelsGrading:
         self.unbuilt = {}     # model -> why Model() could not be built and run (not a rule broken)
         self.test_images = 0
         self.protocol = {}
+        self.by_class = {}    # model -> (text line, Picture) of its accuracy per class
+        self.pictured = set() # models whose accuracy picture is shown (once; its text line in each tier)
 
     def run(self):
         ctx, submission = self.ctx, self.ctx.submission
@@ -128,6 +131,13 @@ class ModelsGrading:
                                     + text.split("\n", 1)[0], text.split("\n")[1:])
         verdict = architecture.judge(name, result.value, self.settings)
         self.architecture_ok[name] = verdict.fraction == 1.0
+        report = architecture.readable(result.value)
+        if report is not None:
+            table = drawn(pictures.layer_table, name, report)
+            shown = drawn(pictures.cost, name, report, self.settings)
+            verdict.pictures.extend(item for item in (table, shown and shown[1]) if item)
+            if shown:
+                verdict.details.insert(0, "  " + shown[0])
         return verdict
 
     def checkpoint(self, name, result):
@@ -145,13 +155,17 @@ class ModelsGrading:
         summary = f"{file_name} loads into {name}() with strict key and shape matching"
         if isinstance(tensors, float):
             summary += f" ({int(tensors)} tensors)"
-        return CheckResult(1.0, summary, [note] if note else []), True
+        shown = drawn(pictures.filters, info)
+        return CheckResult(1.0, summary, ([note] if note else []) + ([shown[0]] if shown else []),
+                           [shown[1]] if shown else []), True
 
     def accuracy(self, name, result, labels):
         """(accuracy, problem text) or (None, why it was not measured)."""
         if not result.ok:
             return None, f"{name} could not predict the test images: {error_text(result)}"
         value, problem = accuracy.score_logits(result.value, labels)
+        if value is not None:
+            self.by_class[name] = drawn(pictures.by_class, name, result.value, labels)
         # For regrade's CSV and report: the scored accuracy, on the changed images.
         self.ctx.results.extra_data.setdefault("accuracy", {})[name] = round(value, 4)
         return value, problem
@@ -181,7 +195,14 @@ class ModelsGrading:
             lines.append(f"on {figures['clean_images']:,} of these images: {figures['clean_accuracy']:.2%} "
                          f"unchanged, {figures['paired_transformed_accuracy']:.2%} changed (for comparison, "
                          f"not scored)")
-        return accuracy.judge_tier(name, value, threshold, self.test_images, lines)
+        verdict = accuracy.judge_tier(name, value, threshold, self.test_images, lines)
+        shown = self.by_class.get(name)
+        if shown:
+            verdict.details.append(shown[0])
+            if name not in self.pictured:
+                verdict.pictures.append(shown[1])
+                self.pictured.add(name)
+        return verdict
 
 
 def _logits(result, count):

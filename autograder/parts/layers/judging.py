@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autograder.parts.layers.compare import (describe_difference, fmt_number, fmt_shape, fmt_value,
-                                             is_numeric_array, matches, matching_mistakes)
+                                             is_numeric_array, matches, matching_mistakes, wrong_entries)
 from autograder.parts.layers.hints import hint_for
 from autograder.sandbox import Opaque, Unsupported
 
@@ -69,6 +69,9 @@ class Verdict:
     # forward is constant on this case (e.g. batch norm without eps on 2 samples):
     # credited only if the function earns credit on a case where it is not.
     matches_constant_forward: bool = False
+    # Where a 4-d output of a public case is wrong: per row and column, the share of wrong
+    # values over samples and channels (a picture on Gradescope); None otherwise.
+    error_map: object = None
 
 
 def judge_array(name, actual, expected, axes, case, variants=None, messages=None):
@@ -97,7 +100,9 @@ def judge_array(name, actual, expected, axes, case, variants=None, messages=None
     lines = describe_difference(name, actual, expected, axes, show_expected=case.public)
     if not np.any(actual):
         lines.append(f"  {name} is all zeros")
-    return Verdict(False, lines, found)
+    # Hidden cases get no picture: the hidden tests carry nothing drawn from hidden data.
+    where = wrong_entries(actual, expected).mean(axis=(0, 1)) if case.public and actual.ndim == 4 else None
+    return Verdict(False, lines, found, error_map=where)
 
 
 NONE_RETURNED = ("{name} is None: it is never computed (the `{name} = None` placeholder is "

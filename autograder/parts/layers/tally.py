@@ -15,6 +15,7 @@ import numpy as np
 from autograder.parts import CheckResult
 from autograder.parts.layers.hints import hint_for
 from autograder.parts.layers.judging import Verdict
+from autograder.pictures import Picture, draw, drawn
 
 MAX_FAILING_CASES_SHOWN = 3
 # Named when a function finished some cases but timed out on others: slow, not stuck.
@@ -45,6 +46,7 @@ class Tally:
         self.dtype_problems = []
         self.inputs_ok = []             # per such case that ran: correct and inputs unchanged
         self.input_problems = []
+        self.worst = None               # (wrong positions, case label, Verdict): the worst error map
 
     def case(self, case, call, verdicts, label="", contract=True):
         """One case (label: what part of it, e.g. "running statistics");
@@ -65,11 +67,32 @@ class Tally:
                 self.notes.extend(f"{case.label}: {line}" for line in verdict.lines)
             else:
                 lines.extend(verdict.lines)
+                self.keep_worst(case.label + (f" ({label})" if label else ""), verdict)
         self.case_correct.append(passed == len(verdicts))
         if passed == len(verdicts):
             self.correct_cases += 1
         else:
             self.failures.append((case.label + (f" ({label})" if label else ""), call, lines))
+
+    def keep_worst(self, label, verdict):
+        """Remember the failing output with an error map that has the most
+        wrong positions (rows x columns), the first of equals."""
+        if verdict.error_map is None or not verdict.lines:
+            return
+        wrong = int((verdict.error_map > 0).sum())
+        if self.worst is None or wrong > self.worst[0]:
+            self.worst = (wrong, label, verdict)
+
+    def picture(self):
+        """[where the worst failing output is wrong, as a heat map], or []."""
+        if self.worst is None:
+            return []
+        _, label, verdict = self.worst
+        line = f"{label}: {verdict.lines[0].strip()}"
+        name = verdict.lines[0].split(":", 1)[0]
+        png = drawn(draw.error_map, verdict.error_map, f"{name} wrong: share per row, column")
+        return [Picture(title=f"{self.function}: where {name} is wrong on its worst failing case "
+                              f"({label}), by row and column", png=png, text=line)] if png else []
 
     def failed_call(self, case, call, units, problem, label="", contract=True):
         """A case whose call raised, hung or returned something unusable; an
@@ -108,8 +131,10 @@ class Tally:
             units += 2
             passed += (sum(self.dtype_ok) + sum(self.inputs_ok)) / max(1, self.contract_cases)
         fraction = passed / units if units else 0.0
-        return CheckResult(fraction=min(1.0, max(0.0, fraction)),
-                           summary=self._summary(contract), details=self._details(contract))
+        shown = self.picture()
+        return CheckResult(fraction=min(1.0, max(0.0, fraction)), summary=self._summary(contract),
+                           details=self._details(contract) + [f"Worst failing case: {p.text}" for p in shown],
+                           pictures=shown)
 
     def _summary(self, contract):
         if not self.cases and self.skipped:

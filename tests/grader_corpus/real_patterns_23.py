@@ -119,6 +119,41 @@ PATTERNS = [
     """, also=frozenset({"max_pool_backward"}), rule=(
         "out has shape (N, C, H // pool_height, W // pool_width) on the cases where that "
         "differs from (H', W') (stride != pool size), and the common part equals the expected out")),
+    Pattern("conv_forward_square_output_assumed", "conv_forward", "fail", "a height is used for a width", """
+        def conv_forward(x, w, b, conv_param):
+            N, C, H, W = x.shape
+            F, _, HH, WW = w.shape
+            stride, pad = conv_param['stride'], conv_param['pad']
+            side = 1 + (H + 2 * pad - HH) // stride        # one size for both axes
+            xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode='constant')
+            out = np.zeros((N, F, side, side))
+            for i in range(side):
+                for j in range(side):
+                    patch = xp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
+                    out[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3])) + b
+            return out, (x, w, b, conv_param)
+    """, also=frozenset({"conv_backward"}), rule=(
+        "case signature: right on every case whose output is square (H' == W') and wrong "
+        "(a wrong shape, wrong values or an IndexError/broadcast error) on every case where "
+        "H' != W'. The same rule names the other height-for-width mix-ups: W' from HH or "
+        "pool_height (conv_forward_width_from_kernel_height, "
+        "max_pool_forward_width_from_pool_height: wrong only where HH != WW), a row-major "
+        "index i * H' + j (max_pool_forward_flat_index_with_out_h), reshape(H', H')")),
+    Pattern("max_pool_forward_flat_index_with_out_h", "max_pool_forward", "fail", "a height is used for a width", """
+        def max_pool_forward(x, pool_param):
+            ph, pw, s = pool_param['pool_height'], pool_param['pool_width'], pool_param['stride']
+            N, C, H, W = x.shape
+            H_out, W_out = 1 + (H - ph) // s, 1 + (W - pw) // s
+            flat = np.zeros((N, C, H_out * W_out))
+            for i in range(H_out):
+                for j in range(W_out):
+                    k = i * H_out + j                          # the row length is W_out
+                    if k < H_out * W_out:
+                        flat[:, :, k] = x[:, :, i * s:i * s + ph, j * s:j * s + pw].max(axis=(2, 3))
+            return flat.reshape(N, C, H_out, W_out), (x, pool_param)
+    """, also=frozenset({"max_pool_backward"}), rule=(
+        "right on every case with H' == W', wrong values on every case with H' != W' "
+        "(see conv_forward_square_output_assumed)")),
     # -- convolution backward -----------------------------------------------------------
     Pattern("conv_backward_crop_fixed_one", "conv_backward", "fail", "crop pad rows", """
         _reference_conv_backward = conv_backward
@@ -215,6 +250,21 @@ PATTERNS = [
             return (x - bn_param['running_mean']) / np.sqrt(bn_param['running_var'] + eps), None
     """, also=frozenset({"spatial_batchnorm_forward"}), rule=(
         "train mode right; in test mode out == (x - running_mean) / sqrt(running_var + eps)")),
+    Pattern("spatial_bn_backward_count_n", "spatial_batchnorm_backward", "fail", "N * H * W", """
+        def spatial_batchnorm_backward(dout, cache):
+            x_hat, gamma, inv_std = cache
+            N, C, H, W = dout.shape
+            g = dout.transpose(0, 2, 3, 1).reshape(-1, C)
+            dbeta = g.sum(axis=0)
+            dgamma = (g * x_hat).sum(axis=0)
+            dx_hat = g * gamma
+            # the means over a channel divided by N, the batch size, not N*H*W
+            dx = inv_std * (dx_hat - dx_hat.sum(axis=0) / N - x_hat * (dx_hat * x_hat).sum(axis=0) / N)
+            return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta
+    """, rule=(
+        "dgamma, dbeta right; dx == gamma * inv_std * (dout - sum(dout) / N - x_hat * "
+        "sum(dout * x_hat) / N) per channel (the batch norm backward with the count N "
+        "instead of M = N*H*W); right only when H = W = 1")),
     # -- dropout ------------------------------------------------------------------------
     Pattern("dropout_forward_normal_mask", "dropout_forward", "fail", "np.random.randn", """
         def dropout_forward(x, dropout_param):

@@ -28,6 +28,7 @@ from judge import FUNCTIONS  # noqa: E402
 
 OLD_NAMES = {name: [name, name + "_naive"] for name in FUNCTIONS}
 GRADE_TIMEOUT = 900
+INFRASTRUCTURE_FAILURE = "The autograder itself failed"
 
 
 def is_stub(function, lines=None):
@@ -137,8 +138,11 @@ def measure_one(source, work):
     judge_out = run([sys.executable, str(HERE / "judge.py"), str(folder / "layers.py"),
                      json.dumps(present)], GRADE_TIMEOUT)
     results_path = folder / "results.json"
-    run([sys.executable, "-m", "autograder", "grade", str(folder), "--part", "layers",
-         "--results", str(results_path)], GRADE_TIMEOUT)
+    grade = [sys.executable, "-m", "autograder", "grade", str(folder), "--part", "layers",
+             "--results", str(results_path)]
+    run(grade, GRADE_TIMEOUT)
+    if INFRASTRUCTURE_FAILURE in (results_path.read_text() if results_path.exists() else ""):
+        run(grade, GRADE_TIMEOUT)     # e.g. a fork refused (EAGAIN) on a loaded machine: once more
     try:
         verdicts = json.loads(judge_out.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

@@ -42,7 +42,8 @@ FUNCTIONS = ["conv_forward", "conv_backward", "max_pool_forward", "max_pool_back
 # (x shape, w shape, stride, pad): square and not, pad 0 and not, strides 1-3
 CONV_CASES = [((2, 3, 5, 5), (2, 3, 3, 3), 1, 1), ((2, 2, 7, 9), (3, 2, 3, 2), 2, 1),
               ((1, 1, 4, 6), (1, 1, 2, 3), 1, 0), ((2, 3, 8, 8), (4, 3, 4, 4), 2, 0),
-              ((3, 2, 6, 5), (2, 2, 3, 3), 3, 2), ((2, 3, 7, 7), (2, 3, 3, 3), 2, 0)]
+              ((3, 2, 6, 5), (2, 2, 3, 3), 3, 2), ((2, 3, 7, 7), (2, 3, 3, 3), 2, 0),
+              ((1, 2, 6, 6), (3, 2, 1, 1), 1, 0)]     # 1x1 kernel: x[:, :, i:-HH+1] is empty
 # (x shape, pool height, pool width, stride)
 POOL_CASES = [((2, 3, 4, 4), 2, 2, 2), ((2, 2, 6, 9), 3, 3, 3), ((1, 2, 5, 7), 2, 3, 1),
               ((2, 1, 7, 5), 3, 2, 2), ((2, 2, 8, 6), 2, 2, 1),
@@ -299,9 +300,34 @@ def fast_enough(module, name, limit):
 JUDGES = {"conv": judge_conv, "pool": judge_pool, "batchnorm": judge_batchnorm, "dropout": judge_dropout}
 
 
+class InputsWatched:
+    """The handout's contract: arrays are never modified in place. Wraps the
+    module's functions; modified[name] says whether a call of name changed
+    one of its array arguments (charged to that function only)."""
+
+    def __init__(self, module):
+        self.modified = {}
+        for name in FUNCTIONS:
+            if hasattr(module, name):
+                setattr(module, name, self.watch(name, getattr(module, name)))
+
+    def watch(self, name, function):
+        def watched(*args):
+            before = [np.copy(a) if isinstance(a, np.ndarray) else None for a in args]
+            result = function(*args)
+            if any(b is not None and (a.shape != b.shape or not np.array_equal(a, b, equal_nan=True))
+                   for a, b in zip(args, before)):
+                self.modified[name] = True
+            return result
+        return watched
+
+
 def verdict(module, name):
-    """'right' if every judged input agrees (at least one judged), else 'wrong'."""
+    """'right' if every judged input agrees (at least one judged) and no call
+    of name modified its array arguments, else 'wrong'."""
     family = next(key for key in JUDGES if key in name)
+    watched = InputsWatched(module) if not hasattr(module, "_inputs_watched") else module._inputs_watched
+    module._inputs_watched = watched
     judged = 0
     for seed in (0, 1):
         for ok in JUDGES[family](module, name, np.random.RandomState(seed)):
@@ -310,7 +336,7 @@ def verdict(module, name):
             if not ok:
                 return "wrong"
             judged += 1
-    return "right" if judged else "wrong"
+    return "right" if judged and not watched.modified.get(name) else "wrong"
 
 
 def _timeout(*_):

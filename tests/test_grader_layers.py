@@ -167,13 +167,40 @@ def test_a_forward_that_raises_is_charged_once_and_its_backward_not_for_the_case
     assert "broadcast along the width axis" in support.outputs_of(results, "conv_forward")
     backward = next(t for t in results["tests"] if t["tags"] == ["conv_backward"])
     cases = load_cases().group("conv")
-    runnable = [c for c in cases if broadcasts(c.expected["out"].shape, c.inputs["b"].shape)]
+    # The backward runs where the forward returned out of the right shape: where
+    # out + b broadcasts without growing (a 1x1 output grows to width F).
+    runnable = [c for c in cases if broadcasts(c.expected["out"].shape, c.inputs["b"].shape)
+                and np.broadcast_shapes(c.expected["out"].shape, c.inputs["b"].shape)
+                == c.expected["out"].shape]
     assert len(runnable) < len(cases)
     assert backward["score"] == backward["max_score"]
     assert backward["output"].startswith(
         f"{len(runnable)}/{len(runnable)} cases correct ({len(cases) - len(runnable)} more not "
         f"checked: its forward failed first)")
     assert "conv_backward not run: conv_forward failed first" in backward["output"]
+
+
+def test_a_backward_is_not_charged_where_its_forward_returned_the_wrong_shape(tmp_path):
+    """A max_pool_forward sized with round() returns 16x16 for 15x15 on the
+    32x32 case (3x3 windows, stride 2); its backward is then given a 15x15
+    dout and may fail: that case is charged to the forward only."""
+    folder = support.make_submission(tmp_path / "rounded", """
+        _reference_max_pool_forward = max_pool_forward
+        _reference_max_pool_backward = max_pool_backward
+        def max_pool_forward(x, pool_param):
+            out, cache = _reference_max_pool_forward(x, pool_param)
+            if x.shape[2] == 32:
+                out = np.pad(out, ((0, 0), (0, 0), (0, 1), (0, 1)))
+            return out, cache
+        def max_pool_backward(dout, cache):
+            if cache[0].shape[2] == 32:
+                raise IndexError("index 15 is out of bounds for axis 2 with size 15")
+            return _reference_max_pool_backward(dout, cache)
+    """)
+    results = support.grade(folder)
+    assert set(lost_points(results)) == {"max_pool_forward"}
+    backward = next(t for t in results["tests"] if t["tags"] == ["max_pool_backward"])
+    assert "max_pool_backward not checked: max_pool_forward returned out of shape" in backward["output"]
 
 
 def test_a_backward_whose_forward_always_raises_is_not_checked_and_scores_nothing(tmp_path):

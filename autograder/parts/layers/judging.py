@@ -154,9 +154,9 @@ def forward_wrong_shape(forward, backward, out, dout):
     made (charged to the forward, once), or None when the shape is right."""
     if not is_numeric_array(out) or out.shape == dout.shape:
         return None
-    return (f"{backward} not checked: {forward} returned out of shape {fmt_shape(out.shape)}, "
-            f"expected {fmt_shape(dout.shape)}, so this case's dout does not fit its cache "
-            f"(the shape is charged to {forward})")
+    return (f"{backward} not run: {forward} returned out of shape {fmt_shape(out.shape)}, "
+            f"expected {fmt_shape(dout.shape)} (charged to {forward}), so this case's dout "
+            f"does not fit its cache")
 
 
 def unchanged_inputs(reported, originals):

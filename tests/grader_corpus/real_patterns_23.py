@@ -9,9 +9,9 @@ the code below; `function` is the function the pattern is about, `verdict`
 once the grader names the mistake, `absent` one it must not contain.
 
 `rule` says how a grader can recognise the mistake from the outputs alone
-(it is documentation for whoever implements the name; no test reads it).
-The messages are proposals: the implementer may reword them, keeping this
-file's `message` in step."""
+(documentation: autograder/parts/layers/sizes.py implements the size rules,
+the batch-norm names are stored variants, dropout's a keep-rate check; no
+test reads it)."""
 from dataclasses import dataclass
 
 

@@ -11,9 +11,10 @@ import math
 
 from autograder.parts.layers.compare import matches
 
-ROUNDED_UP = ("the output has one row or column too many where the sizes do not divide: "
-              "round() or ceil of the size adds a row; use integer division for sizes, "
-              "H' = 1 + (H + 2 * pad - HH) // stride")
+ROUNDED_UP = ("the output has one row or column too many where the sizes do not divide "
+              "(round() or ceil of the size, or another formula, rounds up): use integer "
+              "division, H' = 1 + (H + 2 * pad - HH) // stride (for pooling, pool_height "
+              "and no pad)")
 WIDTH_FROM_KERNEL_HEIGHT = ("the width uses HH, the kernel's height: "
                             "W' = 1 + (W + 2 * pad - WW) // stride")
 WIDTH_FROM_POOL_HEIGHT = ("the width uses pool_height: W' = 1 + (W - pool_width) // stride")

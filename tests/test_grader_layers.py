@@ -117,7 +117,7 @@ def test_hang_exit_crash_raise_and_garbage_cost_only_their_own_functions(tmp_pat
         def dropout_backward(dout, cache):
             os._exit(0)
 
-        def conv_backward(dout, cache):
+        def batchnorm_backward(dout, cache):
             raise ValueError("shapes do not line up")
 
         _reference_avg_pool_forward = avg_pool_forward
@@ -140,7 +140,11 @@ def test_hang_exit_crash_raise_and_garbage_cost_only_their_own_functions(tmp_pat
     """)
     results = support.grade(folder, extra=["--call-timeout", "1"])
     broken = {"avg_pool_backward": "timed out", "max_pool_backward": "called sys.exit(3)",
-              "dropout_backward": "exited with code 0", "conv_backward": "ValueError: shapes do not line up",
+              "dropout_backward": "exited with code 0",
+              "batchnorm_backward": "ValueError: shapes do not line up",
+              # not run where its forward's out has the wrong shape: here, every case
+              "conv_backward": "not checked: conv_backward not run: conv_forward returned out of "
+                               "shape (2, 2, 5, 4), expected (2, 2, 5, 5)",
               "avg_pool_forward": "array of dtype object", "max_pool_forward": "NaN or infinite",
               "conv_forward": "out has shape (2, 2, 5, 4), expected (2, 2, 5, 5)",
               "spatial_batchnorm_backward": "got a str"}
@@ -167,13 +171,40 @@ def test_a_forward_that_raises_is_charged_once_and_its_backward_not_for_the_case
     assert "broadcast along the width axis" in support.outputs_of(results, "conv_forward")
     backward = next(t for t in results["tests"] if t["tags"] == ["conv_backward"])
     cases = load_cases().group("conv")
-    runnable = [c for c in cases if broadcasts(c.expected["out"].shape, c.inputs["b"].shape)]
+    # The backward runs where the forward returned out of the right shape: where
+    # out + b broadcasts without growing (a 1x1 output grows to width F).
+    runnable = [c for c in cases if broadcasts(c.expected["out"].shape, c.inputs["b"].shape)
+                and np.broadcast_shapes(c.expected["out"].shape, c.inputs["b"].shape)
+                == c.expected["out"].shape]
     assert len(runnable) < len(cases)
     assert backward["score"] == backward["max_score"]
     assert backward["output"].startswith(
         f"{len(runnable)}/{len(runnable)} cases correct ({len(cases) - len(runnable)} more not "
         f"checked: its forward failed first)")
     assert "conv_backward not run: conv_forward failed first" in backward["output"]
+
+
+def test_a_backward_is_not_charged_where_its_forward_returned_the_wrong_shape(tmp_path):
+    """A max_pool_forward sized with round() returns 16x16 for 15x15 on the
+    32x32 case (3x3 windows, stride 2); its backward is then given a 15x15
+    dout and may fail: that case is charged to the forward only."""
+    folder = support.make_submission(tmp_path / "rounded", """
+        _reference_max_pool_forward = max_pool_forward
+        _reference_max_pool_backward = max_pool_backward
+        def max_pool_forward(x, pool_param):
+            out, cache = _reference_max_pool_forward(x, pool_param)
+            if x.shape[2] == 32:
+                out = np.pad(out, ((0, 0), (0, 0), (0, 1), (0, 1)))
+            return out, cache
+        def max_pool_backward(dout, cache):
+            if cache[0].shape[2] == 32:
+                raise IndexError("index 15 is out of bounds for axis 2 with size 15")
+            return _reference_max_pool_backward(dout, cache)
+    """)
+    results = support.grade(folder)
+    assert set(lost_points(results)) == {"max_pool_forward"}
+    backward = next(t for t in results["tests"] if t["tags"] == ["max_pool_backward"])
+    assert "max_pool_backward not run: max_pool_forward returned out of shape" in backward["output"]
 
 
 def test_a_backward_whose_forward_always_raises_is_not_checked_and_scores_nothing(tmp_path):

@@ -42,10 +42,12 @@ FUNCTIONS = ["conv_forward", "conv_backward", "max_pool_forward", "max_pool_back
 # (x shape, w shape, stride, pad): square and not, pad 0 and not, strides 1-3
 CONV_CASES = [((2, 3, 5, 5), (2, 3, 3, 3), 1, 1), ((2, 2, 7, 9), (3, 2, 3, 2), 2, 1),
               ((1, 1, 4, 6), (1, 1, 2, 3), 1, 0), ((2, 3, 8, 8), (4, 3, 4, 4), 2, 0),
-              ((3, 2, 6, 5), (2, 2, 3, 3), 3, 2), ((2, 3, 7, 7), (2, 3, 3, 3), 2, 0)]
+              ((3, 2, 6, 5), (2, 2, 3, 3), 3, 2), ((2, 3, 7, 7), (2, 3, 3, 3), 2, 0),
+              ((1, 2, 6, 6), (3, 2, 1, 1), 1, 0)]     # 1x1 kernel: x[:, :, i:-HH+1] is empty
 # (x shape, pool height, pool width, stride)
 POOL_CASES = [((2, 3, 4, 4), 2, 2, 2), ((2, 2, 6, 9), 3, 3, 3), ((1, 2, 5, 7), 2, 3, 1),
-              ((2, 1, 7, 5), 3, 2, 2), ((2, 2, 8, 6), 2, 2, 1)]
+              ((2, 1, 7, 5), 3, 2, 2), ((2, 2, 8, 6), 2, 2, 1),
+              ((1, 2, 8, 8), 3, 3, 2)]    # 1 + 5/2 = 3.5: round() and ceil give 4, floor 3
 TIE_CASES = [((2, 3, 6, 6), 2, 2, 2), ((1, 2, 6, 9), 3, 3, 3)]
 CALL_LIMIT = 10.0    # seconds per call on the reference machine (the grader's CALL_TIMEOUT)
 
@@ -81,10 +83,20 @@ def own_forward(forward, *args):
         return None
 
 
-def own_derivative(forward, arrays, dout, gradients, h=1e-6):
+def each_right(true_gradients, forward, arrays, dout, gradients):
+    """Each gradient is the true one or the exact derivative of the student's
+    own forward (judged per output, as the grader scores them: a backward
+    whose dgamma follows the student's eps-less cache while its dx is true is
+    right, the mistake being the forward's)."""
+    return all(close(g, t) or own_derivative(forward, arrays, dout, [g], only=k)
+               for k, (g, t) in enumerate(zip(gradients, true_gradients)))
+
+
+def own_derivative(forward, arrays, dout, gradients, h=1e-6, only=None):
     """Whether gradients are the derivatives of sum(forward(*arrays) * dout)
-    with respect to each of arrays (central differences)."""
-    for k, gradient in enumerate(gradients):
+    with respect to each of arrays (central differences); with only=k, the
+    one gradient given is that with respect to arrays[k]."""
+    for k, gradient in (enumerate(gradients) if only is None else [(only, gradients[0])]):
         numeric = np.zeros_like(arrays[k])
         for index in np.ndindex(*arrays[k].shape):
             values = []
@@ -114,11 +126,13 @@ def judge_conv(module, name, rng):
             continue
         cache = forward_result[1]
         dout = rng.randn(*out.shape)
+        if np.shape(forward_result[0]) != tuple(out.shape):
+            yield None      # the forward's size is wrong: charged to the forward
+            continue
         out.backward(torch.tensor(dout))
         dx, dw, db = module.conv_backward(dout.copy(), cache)
-        yield ((close(dx, tx.grad.numpy()) and close(dw, tw.grad.numpy()) and close(db, tb.grad.numpy()))
-               or own_derivative(lambda *a: module.conv_forward(*a, dict(param))[0], [x, w, b], dout,
-                                 [dx, dw, db]))
+        yield each_right([tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()],
+                         lambda *a: module.conv_forward(*a, dict(param))[0], [x, w, b], dout, [dx, dw, db])
 
 
 def one_max_each(x, dx, dout, ph, pw, stride):
@@ -157,8 +171,8 @@ def judge_pool(module, name, rng):
             continue
         forward_result = own_forward(forward, x.copy(), dict(param))
         dout = rng.randn(*out.shape)
-        if forward_result is None:
-            yield None
+        if forward_result is None or np.shape(forward_result[0]) != tuple(out.shape):
+            yield None      # the forward failed or its size is wrong: charged to the forward
             continue
         cache = forward_result[1]
         out.backward(torch.tensor(dout))
@@ -212,17 +226,22 @@ def judge_batchnorm(module, name, rng):
             else:
                 forward_result = own_forward(forward, x.copy(), gamma.copy(), beta.copy(), param)
                 dout = rng.randn(*shape)
+                fresh = {"running_mean": running_mean.copy(), "running_var": running_var.copy()}
+                if forward_result is None:
+                    # The API lets bn_param start without running statistics: judge
+                    # the backward there when the forward only runs that way.
+                    param = {"mode": "train", "eps": eps, "momentum": momentum}
+                    forward_result = own_forward(forward, x.copy(), gamma.copy(), beta.copy(), dict(param))
+                    fresh = {}
                 if forward_result is None:
                     yield None
                     continue
                 cache = forward_result[1]
                 out.backward(torch.tensor(dout))
                 dx, dgamma, dbeta = getattr(module, name)(dout.copy(), cache)
-                own = lambda *a: forward(*a, {**param, "running_mean": running_mean.copy(),
-                                              "running_var": running_var.copy()})[0]
-                yield ((close(dx, tx.grad.numpy()) and close(dgamma, tg.grad.numpy())
-                        and close(dbeta, tb.grad.numpy()))
-                       or own_derivative(own, [x, gamma, beta], dout, [dx, dgamma, dbeta]))
+                own = lambda *a: forward(*a, {**param, **{k: v.copy() for k, v in fresh.items()}})[0]
+                yield each_right([tx.grad.numpy(), tg.grad.numpy(), tb.grad.numpy()],
+                                 own, [x, gamma, beta], dout, [dx, dgamma, dbeta])
 
 
 def judge_dropout(module, name, rng):
@@ -281,9 +300,34 @@ def fast_enough(module, name, limit):
 JUDGES = {"conv": judge_conv, "pool": judge_pool, "batchnorm": judge_batchnorm, "dropout": judge_dropout}
 
 
+class InputsWatched:
+    """The handout's contract: arrays are never modified in place. Wraps the
+    module's functions; modified[name] says whether a call of name changed
+    one of its array arguments (charged to that function only)."""
+
+    def __init__(self, module):
+        self.modified = {}
+        for name in FUNCTIONS:
+            if hasattr(module, name):
+                setattr(module, name, self.watch(name, getattr(module, name)))
+
+    def watch(self, name, function):
+        def watched(*args):
+            before = [np.copy(a) if isinstance(a, np.ndarray) else None for a in args]
+            result = function(*args)
+            if any(b is not None and (a.shape != b.shape or not np.array_equal(a, b, equal_nan=True))
+                   for a, b in zip(args, before)):
+                self.modified[name] = True
+            return result
+        return watched
+
+
 def verdict(module, name):
-    """'right' if every judged input agrees (at least one judged), else 'wrong'."""
+    """'right' if every judged input agrees (at least one judged) and no call
+    of name modified its array arguments, else 'wrong'."""
     family = next(key for key in JUDGES if key in name)
+    watched = InputsWatched(module) if not hasattr(module, "_inputs_watched") else module._inputs_watched
+    module._inputs_watched = watched
     judged = 0
     for seed in (0, 1):
         for ok in JUDGES[family](module, name, np.random.RandomState(seed)):
@@ -292,7 +336,7 @@ def verdict(module, name):
             if not ok:
                 return "wrong"
             judged += 1
-    return "right" if judged else "wrong"
+    return "right" if judged and not watched.modified.get(name) else "wrong"
 
 
 def _timeout(*_):

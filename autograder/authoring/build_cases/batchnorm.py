@@ -126,6 +126,39 @@ def bn_reference_variants(forward, x, gamma, beta, param, running):
     return out, running_variants
 
 
+def eps_folded(running_var, param):
+    """Mistake: eps added to the batch variance once and used for both the
+    normalization and the running variance: after k calls from the same
+    start, running_var is (1 - momentum**k) * eps too large. running_var:
+    the expected values after one call, or stacked after each call."""
+    eps, momentum = param.get("eps", 1e-5), param.get("momentum", 0.9)
+    if running_var.ndim == 1:
+        return running_var + (1 - momentum) * eps
+    calls = np.arange(1, running_var.shape[0] + 1)[:, None]
+    return running_var + (1 - momentum ** calls) * eps
+
+
+def test_mode_variants(x, gamma, beta, running, eps, shape):
+    """Test-mode mistakes: eps left out, gamma and beta not applied (shape:
+    how the per-feature vectors broadcast against x, e.g. (1, -1, 1, 1))."""
+    mean, var = (running[key].reshape(shape) for key in ("running_mean", "running_var"))
+    gamma, beta = gamma.reshape(shape), beta.reshape(shape)
+    return {"eps_missing": gamma * (x - mean) / np.sqrt(var) + beta,
+            "gamma_beta_ignored": (x - mean) / np.sqrt(var + eps)}
+
+
+def spatial_count_n_dx(x, gamma, dout, eps):
+    """Mistake: the spatial backward's channel sums divided by N, the batch
+    size, instead of N*H*W."""
+    axes = (0, 2, 3)
+    N = x.shape[0]
+    inv_std = 1.0 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    x_hat = (x - x.mean(axis=axes, keepdims=True)) * inv_std
+    dx_hat = dout * gamma[None, :, None, None]
+    return inv_std * (dx_hat - dx_hat.sum(axis=axes, keepdims=True) / N
+                      - x_hat * (dx_hat * x_hat).sum(axis=axes, keepdims=True) / N)
+
+
 def build_batchnorm(builder):
     ref = builder.ref
     for spec in BN_TRAIN_CASES:
@@ -141,6 +174,7 @@ def build_batchnorm(builder):
         out_ref, running_variants = bn_reference_variants(ref.batchnorm_forward, x, gamma, beta,
                                                           param, running)
         running_variants["running_var"].update(running_var_formula)
+        running_variants["running_var"]["eps_folded"] = eps_folded(bn_param["running_var"], param)
         inv_std = 1.0 / np.sqrt(x.var(axis=0) + param.get("eps", 1e-5))
         builder.add("batchnorm", spec["name"], kind="train", params={"bn_param": param},
                     inputs=dict(x=x, gamma=gamma, beta=beta, dout=dout, **running),
@@ -174,10 +208,11 @@ def build_batchnorm(builder):
                 history[name]["running_var"].append(state["running_var"].copy())
         expected = {key: np.stack(values) for key, values in history["expected"].items()}
         swapped = {key: np.stack(values) for key, values in history["momentum_swapped"].items()}
+        variants = {key: {"momentum_swapped": swapped[key]} for key in swapped}
+        variants["running_var"]["eps_folded"] = eps_folded(expected["running_var"], param)
         builder.add("batchnorm", spec["name"], kind="sequence", params={"bn_param": param},
                     inputs=dict(batches=batches, gamma=gamma, beta=beta, **running),
-                    expected=expected,
-                    variants={key: {"momentum_swapped": swapped[key]} for key in swapped})
+                    expected=expected, variants=variants)
 
     for spec in BN_TEST_CASES:
         x, gamma, beta, running, param = bn_test_inputs("batchnorm", spec)
@@ -192,6 +227,7 @@ def build_batchnorm(builder):
         eps = param.get("eps", 1e-5)
         variants["eps_outside_sqrt"] = (gamma * (x - running["running_mean"])
                                         / (np.sqrt(running["running_var"]) + eps) + beta)
+        variants.update(test_mode_variants(x, gamma, beta, running, eps, (1, -1)))
         builder.add("batchnorm", spec["name"], kind="test", params={"bn_param": param},
                     inputs=dict(x=x, gamma=gamma, beta=beta, **running),
                     expected={"out": out}, variants={"out": variants})
@@ -221,7 +257,8 @@ def add_spatial_train_case(builder, spec):
                 expected={"out": out, "running_mean": bn_param["running_mean"],
                           "running_var": bn_param["running_var"],
                           "dx": dx, "dgamma": dgamma, "dbeta": dbeta},
-                variants=spatial_train_variants(ref, x, gamma, beta, dout, param, running))
+                variants=spatial_train_variants(ref, x, gamma, beta, dout, param, running,
+                                                bn_param["running_var"]))
 
 
 def spatial_reshape_mistake(ref, x, gamma, beta, dout, param, running):
@@ -259,7 +296,7 @@ def spatial_eps_missing_dgamma(x, dout):
                   / np.sqrt(x.var(axis=axes, keepdims=True)), axis=axes)
 
 
-def spatial_train_variants(ref, x, gamma, beta, dout, param, running):
+def spatial_train_variants(ref, x, gamma, beta, dout, param, running, expected_running_var):
     """{output: {mistake: what it returns}} for a train-mode case."""
     N, C, H, W = x.shape
     x2d = x.transpose(0, 2, 3, 1).reshape(-1, C)
@@ -279,9 +316,11 @@ def spatial_train_variants(ref, x, gamma, beta, dout, param, running):
                                  per_pixel_statistics=per_pixel["running_mean"]),
             "running_var": dict(momentum["running_var"], **running_var_formula,
                                 reshape_without_transpose=scrambled["running_var"],
-                                per_pixel_statistics=per_pixel["running_var"]),
+                                per_pixel_statistics=per_pixel["running_var"],
+                                eps_folded=eps_folded(expected_running_var, param)),
             "dx": {"reshape_without_transpose": scrambled["dx"],
-                   "dout_reshape_without_transpose": flat["dx"]},
+                   "dout_reshape_without_transpose": flat["dx"],
+                   "count_n": spatial_count_n_dx(x, gamma, dout, param.get("eps", 1e-5))},
             "dgamma": {"reshape_without_transpose": scrambled["dgamma"],
                        "dout_reshape_without_transpose": flat["dgamma"],
                        "eps_missing": spatial_eps_missing_dgamma(x, dout)}}
@@ -300,5 +339,6 @@ def add_spatial_test_case(builder, spec):
     eps_outside = gamma[None, :, None, None] * (x - mean) / (std + eps) + beta[None, :, None, None]
     builder.add("spatial_batchnorm", spec["name"], kind="test", params={"bn_param": param},
                 inputs=dict(x=x, gamma=gamma, beta=beta, **running), expected={"out": out},
-                variants={"out": {"batch_statistics": batch_statistics,
-                                  "eps_outside_sqrt": eps_outside}})
+                variants={"out": dict(test_mode_variants(x, gamma, beta, running, eps, (1, -1, 1, 1)),
+                                      batch_statistics=batch_statistics,
+                                      eps_outside_sqrt=eps_outside)})

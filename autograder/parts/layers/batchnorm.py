@@ -32,6 +32,9 @@ RUNNING_MISTAKES = {
     "unbiased_running_var": "the running variance is updated with the unbiased (N - 1) batch "
                             "variance; use the same biased variance as the normalization",
     "running_std": "the running variance is updated with the standard deviation, not the variance",
+    "eps_folded": "eps is folded into the running variance (var + eps is stored): add eps only "
+                  "inside np.sqrt(var + eps) and keep running_var = momentum * running_var + "
+                  "(1 - momentum) * var",
     "reshape_without_transpose": OUTPUT_MISTAKES["reshape_without_transpose"],
     "per_pixel_statistics": OUTPUT_MISTAKES["per_pixel_statistics"],
 }
@@ -43,6 +46,9 @@ TEST_MISTAKES = {
     "eps_ignored": OUTPUT_MISTAKES["eps_ignored"],
     "eps_outside_sqrt": "eps is added after the square root; normalize by "
                         "np.sqrt(running_var + eps)",
+    "eps_missing": "test mode leaves eps out: divide by np.sqrt(running_var + eps)",
+    "gamma_beta_ignored": "gamma and beta are not applied in test mode: "
+                          "out = gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta",
 }
 UPDATED_IN_TEST = "test mode changed the running statistics; only train mode updates them"
 BACKWARD_MISTAKES = {
@@ -50,7 +56,9 @@ BACKWARD_MISTAKES = {
                                         "(dout * gamma / std); both depend on x, which adds two "
                                         "more terms",
            "reshape_without_transpose": OUTPUT_MISTAKES["reshape_without_transpose"],
-           "dout_reshape_without_transpose": DOUT_RESHAPE},
+           "dout_reshape_without_transpose": DOUT_RESHAPE,
+           "count_n": "each channel's mean is over N * H * W values: divide the channel sums in "
+                      "dx by N * H * W, not by N"},
     "dgamma": {"batch_mean": "dgamma is averaged over the batch; sum it",
                "eps_missing": "dgamma uses x_hat without eps, (x - mean) / np.sqrt(var); use the "
                               "forward pass's x_hat = (x - mean) / np.sqrt(var + eps)",

@@ -31,6 +31,8 @@ SEED_FIXED = "two different seeds gave the same output: the seed must change the
 TEST_NOT_IDENTITY = "test mode must return x unchanged (inverted dropout needs no test-time scaling)"
 MASK_IGNORED = "dropout_backward ignores the mask: dx = dout * mask / p, with the forward's mask"
 BACKWARD_NOT_SCALED = "dropout_backward does not divide by p: dx = dout * mask / p"
+NORMAL_MASK = ("np.random.randn draws normal values, so rand < p keeps a share Phi(p) of the "
+               "units, not p; the mask needs uniform ones: np.random.rand(*x.shape) < p")
 BACKWARD_TEST = "in test mode dropout_backward must return dout unchanged"
 
 
@@ -80,7 +82,9 @@ def judge_keep_rate(out, x, p):
         return Verdict(True)
     line = (f"{fmt_number(rate * 100)}% of the units were kept; with p = {p} expect "
             f"{fmt_number(p * 100)}% +- {fmt_number(bound * 100)}%")
-    mistakes = [DROP_PROBABILITY] if abs(rate - (1 - p)) <= bound else []
+    normal_share = 0.5 * (1 + math.erf(p / math.sqrt(2)))    # P(randn < p)
+    mistakes = ([DROP_PROBABILITY] if abs(rate - (1 - p)) <= bound
+                else [NORMAL_MASK] if abs(rate - normal_share) <= bound else [])
     return Verdict(False, [line], mistakes)
 
 

@@ -45,6 +45,8 @@ DICT_ITER = "dict.{0}() is Python 2: use dict.{1}()"
 ASSERT_DIVISIBLE = ("the code asserts that the sizes divide evenly, but they need not: the output "
                     "size is floored, H_out = 1 + (H + 2 * pad - HH) // stride, and the rows and "
                     "columns left over are not covered")
+EMPTY_PAD_SLICE = ("dx has no rows or columns left: dx_pad[:, :, pad:-pad, pad:-pad] is empty when "
+                   "pad = 0 (-0 is 0); crop with dx_pad[:, :, pad:pad + H, pad:pad + W]")
 
 
 def _failing_line(text):
@@ -72,6 +74,9 @@ def hint_for(text, function=None):
     if (function and function.startswith("max_pool")
             and re.search(r"index -?\d+ is out of bounds for (array|axis)", first)):
         return WINDOW_INDEX
+    if (function and function.startswith("conv_backward")
+            and re.search(r"could not broadcast input array from shape \([\d, ]*\b0, ?0,?\)", first)):
+        return EMPTY_PAD_SLICE
     if first.startswith("raised AssertionError") and re.match(r"assert\b.*%", _failing_line(text)):
         return ASSERT_DIVISIBLE
     match = re.search(r"module 'numpy(\.\w+)*' has no attribute '(\w+)'", first)

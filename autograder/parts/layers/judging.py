@@ -8,7 +8,8 @@ import numpy as np
 
 from autograder.parts.layers.compare import (describe_difference, fmt_number, fmt_shape, fmt_value,
                                              is_numeric_array, matches, matching_mistakes, wrong_entries)
-from autograder.parts.layers.hints import hint_for
+from autograder.parts.layers.hints import EMPTY_PAD_SLICE, hint_for
+from autograder.parts.layers.sizes import size_mistake
 from autograder.sandbox import Opaque, Unsupported
 
 
@@ -88,7 +89,8 @@ def judge_array(name, actual, expected, axes, case, variants=None, messages=None
                                f"got {describe_returned(actual)}"], found)
     if actual.shape != expected.shape:
         lines = [f"{name} has shape {fmt_shape(actual.shape)}, expected {fmt_shape(expected.shape)}"]
-        shape_mistake = wrong_shape_mistake(name, actual, expected)
+        shape_mistake = (wrong_shape_mistake(name, actual, expected)
+                         or size_mistake(name, actual, expected, case))
         if shape_mistake and not found:
             found.append(shape_mistake)
         if not found:
@@ -109,8 +111,6 @@ NONE_RETURNED = ("{name} is None: it is never computed (the `{name} = None` plac
                  "returned as it is) or the function does not return it")
 EXTRA_AXES = ("the values are right but {name} has extra axes of length 1 (keepdims=True, or a "
               "(1, D) array): return shape {shape}, e.g. with .reshape({reshape}) or without keepdims")
-EMPTY_PAD_SLICE = ("dx has no rows or columns left: dx_pad[:, :, pad:-pad, pad:-pad] is empty when "
-                   "pad = 0 (-0 is 0); crop with dx_pad[:, :, pad:pad + H, pad:pad + W]")
 RESHAPED = ("the values are right but arranged in shape {actual}: return them in shape {shape} "
             "(reshape at the end)")
 
@@ -151,6 +151,17 @@ def forward_failed(forward, backward, result):
     cause = f"; likely mistake in {forward}: {hint}" if hint else ""
     return (f"{backward} not run: {forward} failed first ({first_line}{cause}) and {backward} "
             f"needs its cache"), False
+
+
+def forward_wrong_shape(forward, backward, out, dout):
+    """Why a backward is not checked on a case where its forward returned an
+    output of the wrong shape: the case's dout cannot fit what that forward
+    made (charged to the forward, once), or None when the shape is right."""
+    if not is_numeric_array(out) or out.shape == dout.shape:
+        return None
+    return (f"{backward} not run: {forward} returned out of shape {fmt_shape(out.shape)}, "
+            f"expected {fmt_shape(dout.shape)} (charged to {forward}), so this case's dout "
+            f"does not fit its cache")
 
 
 def unchanged_inputs(reported, originals):

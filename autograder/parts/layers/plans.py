@@ -12,8 +12,9 @@ from autograder.parts.layers.compare import fmt_shape, matches
 from autograder.parts.layers.env import new_job
 from autograder.parts.layers.gradients import (credit_where_forward_is_constant, judge_gradient,
                                                numeric_results, plan_numeric, random_directions)
-from autograder.parts.layers.judging import (call_text, forward_failed, judge_array, unchanged_inputs,
-                                             unpack, unpack_forward)
+from autograder.parts.layers.judging import (call_text, forward_failed, forward_wrong_shape,
+                                             judge_array, unchanged_inputs, unpack, unpack_forward)
+from autograder.parts.layers.sizes import signature_mistake
 from autograder.parts.layers.tally import Tally
 
 
@@ -46,20 +47,28 @@ def plan_forward(job, function, calls, axes, messages, label=""):
                               report=list(call.array_args())))
 
     def evaluate(outcome, tally):
+        outcomes = []
         for call, step in zip(calls, steps):
-            case, result = call.case, outcome.results[step]
-            if not result.ok:
-                tally.failed_call(case, call.text(function), 1, result.error_text(), label)
-                continue
-            out, problem = unpack_forward(result.value, function)
-            if problem:
-                tally.failed_call(case, call.text(function), 1, problem, label)
-                continue
-            tally.case(case, call.text(function), [judge_array(
-                "out", out, case.expected["out"], axes, case, case.variants.get("out"), messages)],
-                label)
-            tally.outputs(case, {"out": out})
-            tally.inputs(case, unchanged_inputs(result.args, call.array_args()))
+            evaluate_call(call, outcome.results[step], tally)
+            outcomes.append((call.case, tally.case_correct[-1]))
+        mistake = signature_mistake(outcomes, tally.mistakes)
+        if mistake:
+            tally.name_failures(mistake)
+
+    def evaluate_call(call, result, tally):
+        case = call.case
+        if not result.ok:
+            tally.failed_call(case, call.text(function), 1, result.error_text(), label)
+            return
+        out, problem = unpack_forward(result.value, function)
+        if problem:
+            tally.failed_call(case, call.text(function), 1, problem, label)
+            return
+        tally.case(case, call.text(function), [judge_array(
+            "out", out, case.expected["out"], axes, case, case.variants.get("out"), messages)],
+            label)
+        tally.outputs(case, {"out": out})
+        tally.inputs(case, unchanged_inputs(result.args, call.array_args()))
     return evaluate
 
 
@@ -76,7 +85,8 @@ def plan_backward(job, forward, backward, calls, gradients, messages, judge_spec
     steps = []
     for call in calls:
         job.new_unit()
-        forward_step = job.call(f"layers.{forward}", *call.values, encode="none")
+        # out comes back so that a case whose forward returned the wrong shape is not charged
+        forward_step = job.call(f"layers.{forward}", *call.values, encode="out_cache")
         backward_step = job.call(f"layers.{backward}", call.case.inputs["dout"],
                                  job.ref(forward_step, 1), report=[0])
         steps.append((forward_step, backward_step))
@@ -120,18 +130,23 @@ class BackwardPlan:
         """({case name: {gradient name: value}}, {case name: (problem, charge)})."""
         returned_by_case, problems = {}, {}
         for call, (forward_step, backward_step) in zip(self.calls, self.steps):
-            returned, problem = self.returned_gradients(outcome, forward_step, backward_step)
+            returned, problem = self.returned_gradients(outcome, call, forward_step, backward_step)
             if problem:
                 problems[call.case.name] = problem
             else:
                 returned_by_case[call.case.name] = returned
         return returned_by_case, problems
 
-    def returned_gradients(self, outcome, forward_step, backward_step):
+    def returned_gradients(self, outcome, call, forward_step, backward_step):
         """(returned {name: value}, None) or (None, (why the case failed, whether to charge it))."""
         forward_result, result = outcome.results[forward_step], outcome.results[backward_step]
         if not forward_result.ok:
             return None, forward_failed(self.forward, self.backward, forward_result)
+        if isinstance(forward_result.value, tuple) and forward_result.value:
+            wrong_shape = forward_wrong_shape(self.forward, self.backward, forward_result.value[0],
+                                              call.case.inputs["dout"])
+            if wrong_shape:
+                return None, (wrong_shape, False)
         if not result.ok:
             return None, (result.error_text(), True)
         returned, problem = unpack(result.value, self.names, self.backward)

@@ -104,6 +104,11 @@ class Tally:
         self.case(case, call, [Verdict(False, [problem], [hint] if hint else [])]
                   + [Verdict(False)] * (units - 1), label, contract)
 
+    def name_failures(self, mistake):
+        """Name a mistake recognised from the pattern of failing cases (not
+        from any one of them): it explains every failure so far."""
+        self.mistakes[mistake] = max(self.mistakes[mistake], len(self.failures))
+
     def skip(self, case, call, why):
         """A case this function could not be checked on through no fault of
         its own (its forward failed first): neither scored nor charged."""

@@ -23,12 +23,13 @@ from autograder.ta import suite as ta_suite
 from autograder.answers import answers_test, uploaded_notebooks
 from autograder.cases import CASES_DIR
 from autograder.imports import import_warnings
-from autograder.layout import STUDENT_CODE
+from autograder.layout import ASSIGNMENT, REPO, STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
 from autograder.results import format_failures, format_table, make_results, make_test, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
-from autograder.submission import EXPECTED_FILES, find_submission, submission_digests
+from autograder.start_here import start_lines
+from autograder.submission import EXPECTED_FILES, data_note, find_submission, submission_digests
 
 # Gradescope stops a run after 10 minutes (and then scores it 0); grading stops
 # starting calls after the budget, and a watchdog ends a part stuck in grader
@@ -47,8 +48,9 @@ def add_arguments(parser):
     parser.add_argument("--results", default="results.json",
                         help="where to write Gradescope's results.json (default: ./results.json)")
     parser.add_argument("--data-dir", default=None,
-                        help="CIFAR-10 folder for the CNN part (default: $CIFAR10_DIR, then data/ next "
-                             "to the submission's files, where the handout's data.py puts it)")
+                        help="CIFAR-10 folder for the CNN part (default: $CIFAR10_DIR, then, when "
+                             "grading the handout folder this grader came in, its cnn/data/, where "
+                             "data.py puts it; data inside any other submission is never read)")
     parser.add_argument("--part", choices=["layers", "cnn", "all"], default="all",
                         help="grade only one part (default: all)")
     parser.add_argument("--cases-dir", default=str(CASES_DIR),
@@ -80,22 +82,51 @@ def add_arguments(parser):
     parser.add_argument("--replay", default=None, metavar="FILE",
                         help="grade from outcomes stored by --outcomes instead of running the "
                              "submission (exit status 3 when they do not cover this grade)")
+    parser.add_argument("--staff-console", action="store_true",
+                        help="also print what only the course staff may see (the integrity report) "
+                             "on the console; run_autograder passes it, Gradescope hides that "
+                             "console from students")
 
 
 
 def find_data_dir(given, submission):
     """Where the CNN part reads CIFAR-10: --data-dir, then $CIFAR10_DIR, then
-    data/ next to the submission's files (where the handout's `python data.py`
-    puts it), then the provided data.py's own default: the order of data.py's
-    find_cifar10, from the submission's side. Gradescope always passes --data-dir."""
+    cnn/data/ of the handout this grader came in (where the handout's `python
+    data.py` puts it) when that handout's own cnn/ is what is graded. Data in
+    any other submission is never read (submission.data_note mentions it);
+    None: nowhere (the CNN part then says how to point at it). Gradescope
+    always passes --data-dir."""
     if given or os.environ.get("CIFAR10_DIR"):
         return given or os.environ["CIFAR10_DIR"]
+    own = handout_data_dir()
     for name in STUDENT_CODE:
-        if name in submission.files:
-            candidate = Path(submission.files[name]).parent / "data"
-            if (candidate / "cifar-10-batches-py" / "test_batch").is_file():
-                return str(candidate)
+        if name in submission.files and Path(submission.files[name]).resolve().parent == own.parent:
+            if (own / "cifar-10-batches-py" / "test_batch").is_file():
+                return str(own)
     return None
+
+
+def handout_data_dir():
+    """cnn/data/ of the handout folder around this grader (the student's own copy)."""
+    return REPO / ASSIGNMENT / "data"
+
+
+def upload_notes(args, submission):
+    """The submission's lines at the top of the feedback: its files (those the
+    graded part needs), a copy of CIFAR-10 that is ignored, foreign imports."""
+    needed = [name for part in (PARTS if args.part == "all" else [args.part])
+              for name in load_part(part).FILES]
+    lines = submission.summary_lines(needed)
+    own = Path(submission.root).resolve() in (REPO.resolve(), (REPO / ASSIGNMENT).resolve())
+    if data_note(submission) and not own and args.part != "layers":
+        lines.append(data_note(submission))
+    return lines + import_warnings(submission)
+
+
+def select_entries(entries, only=None):
+    """The rubric entries to grade: all, or those whose check is in `only`
+    (check and pack grade a few checks through this same path)."""
+    return entries if only is None else [entry for entry in entries if entry.check in only]
 
 def _watchdog(signum, frame):
     raise BudgetExceeded("the grading time budget ran out")
@@ -222,11 +253,10 @@ class Grading:
             # Before any work: the plots go next to results.json, and a missing
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
-            entries = load_rubric(args.rubric)
+            entries = select_entries(load_rubric(args.rubric), getattr(args, "only_checks", None))
             self.discover_ta_checks(entries)
             submission = self.submission = find_submission(args.submission_dir)
-            self.notes.extend(submission.summary_lines())
-            self.notes.extend(import_warnings(submission))
+            self.notes.extend(upload_notes(args, submission))
             if args.part != "layers" and uploaded_notebooks(submission):
                 answers, self.extra_data["written_answers"] = answers_test(submission)
                 self.tests.append(answers)
@@ -246,7 +276,8 @@ class Grading:
                                  else f"{self.results_path.stem}_",
                                  rubric_path=Path(args.rubric),
                                  leaderboard=self.leaderboard, notes=self.notes,
-                                 extra_data=self.extra_data, extra_tests=self.extra_tests)
+                                 extra_data=self.extra_data, extra_tests=self.extra_tests,
+                                 staff_console=getattr(args, "staff_console", False))
             parts = list(PARTS) if args.part == "all" else [args.part]
             if threading.current_thread() is threading.main_thread():
                 previous_handler = signal.signal(signal.SIGALRM, _watchdog)
@@ -319,6 +350,7 @@ def run(args):
     grading = Grading(args)
     status = grading.run()
     results = grading.results()
+    print("\n".join(start_lines(results, args.rubric)), end="")
     if results["output"]:
         print(results["output"] + "\n")
     print(format_table(results))

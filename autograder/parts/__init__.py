@@ -50,6 +50,7 @@ class GradingContext:
     notes: list = field(default_factory=list)    # lines for the top of the results output
     extra_data: dict = field(default_factory=dict)   # results.json's extra_data (instructors only)
     extra_tests: list = field(default_factory=list)  # ready-made 0-point tests (results.make_test), e.g. hidden ones
+    staff_console: bool = False   # the console is the staff's (Gradescope's, grade --staff-console)
 
     def output_file(self, name):
         """Where to write the extra file `name` of this grade (None: nowhere)."""

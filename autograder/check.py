@@ -98,8 +98,9 @@ def run(args):
     tests = [test for test in results["tests"] if test["number"] in numbers]
     print(f"check {args.function}: {'the public cases, ' if public_only(grading) else ''}"
           f"graded as on Gradescope")
-    if results["output"]:
-        print(results["output"] + "\n")
+    notes = student_notes(results["output"], grading)
+    if notes:
+        print(notes + "\n")
     print("\n".join(format_tests(tests)).rstrip("\n"))
     if grading.failed:
         return 2
@@ -109,3 +110,9 @@ def run(args):
 def public_only(grading):
     """Whether this copy of the grader has only the public cases."""
     return not (Path(grading.args.cases_dir) / "hidden").is_dir()
+
+
+def student_notes(output, grading):
+    """The grade's notes without those about its temporary folder (gone by now)."""
+    scratch = str(Path(grading.args.results).parent)
+    return "\n".join(line for line in output.split("\n") if scratch not in line).strip("\n")

@@ -1,7 +1,8 @@
 """`python -m autograder check FUNCTION` and `python -m autograder pack`
 (autograder/check.py, autograder/pack.py) and the notebooks' way in,
 cnn/checks.py: one function graded through the grade's own path; the upload
-checked and zipped with exactly the graded files and the notebooks."""
+checked and zipped with exactly the graded files and the notebooks; the first
+screen of a grade of the untouched stubs."""
 import os
 import shutil
 import subprocess
@@ -122,3 +123,16 @@ def test_every_function_named_has_checks(function):
     entries = load_rubric()
     assert check.entries_for(function, entries)
     assert function in check.known_functions(entries)
+
+
+def test_a_grade_of_the_untouched_stubs_opens_with_where_to_start(tmp_path, capsys):
+    """autograder/start_here.py: the first screen of the handout as it comes."""
+    assert main(["grade", str(REPO / "assignments"), "--part", "layers",
+                 "--results", str(tmp_path / "results.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("START HERE: every function of layers.py still raises NotImplementedError")
+    assert "python -m autograder check conv_forward" in out.split("\n\n")[0]
+    assert "convnet.pt" not in out, "--part layers: no word of the checkpoints"
+    shutil.copy(REFERENCE_DIR / "layers.py", tmp_path / "layers.py")
+    assert main(["grade", str(tmp_path), "--part", "layers", "--results", str(tmp_path / "r.json")]) == 0
+    assert "START HERE" not in capsys.readouterr().out

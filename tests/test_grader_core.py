@@ -102,6 +102,15 @@ def test_an_exact_file_is_graded_and_a_copy_next_to_it_is_named(tmp_path):
     assert find_submission(REFERENCE_DIR).summary_lines() == []
 
 
+def test_the_summary_names_only_the_files_a_part_needs_and_never_the_graders_own_output(tmp_path):
+    write_files(tmp_path, ["layers.py", "results.json", "notes.txt"])
+    found = find_submission(tmp_path)
+    assert found.summary_lines(["layers.py"]) == [], "--part layers needs layers.py only"
+    summary = "\n".join(found.summary_lines())
+    assert "- convnet.pt: NOT FOUND anywhere in the upload." in summary
+    assert "- The top of the upload holds: layers.py, notes.txt." in summary
+
+
 def test_the_grade_command_puts_the_submission_summary_on_top_and_in_each_check(tmp_path):
     upload = tmp_path / "upload"
     write_files(upload, ["Layers.py"])

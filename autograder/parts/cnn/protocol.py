@@ -68,6 +68,7 @@ def _data_module_and_folder(data_dir):
     given by --data-dir or CIFAR10_DIR must hold the data: the grader does not
     fall back to another copy behind the TA's back."""
     data = load_data_module()
+    data_dir = data_dir or os.environ.get("CIFAR10_DIR")
     if data_dir:
         for folder in (data_dir, os.path.join(data_dir, data.FOLDER)):
             if os.path.isfile(os.path.join(folder, data.TEST_FILE)):

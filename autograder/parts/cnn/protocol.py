@@ -66,7 +66,8 @@ NO_DATA = ("CIFAR-10 not found: the grader reads it from --data-dir, then CIFAR1
 def _data_module_and_folder(data_dir):
     """The provided data module and the cifar-10-batches-py folder. A folder
     given by --data-dir or CIFAR10_DIR must hold the data: the grader does not
-    fall back to another copy behind the TA's back."""
+    fall back to another copy behind the TA's back; with neither, NO_DATA
+    (never the provided data.py's own default folder, inside the grader)."""
     data = load_data_module()
     data_dir = data_dir or os.environ.get("CIFAR10_DIR")
     if data_dir:

@@ -18,18 +18,17 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder import outcomes, speed
+from autograder import outcomes, speed, upload_notes
 from autograder.ta import suite as ta_suite
 from autograder.answers import answers_test, uploaded_notebooks
 from autograder.cases import CASES_DIR
-from autograder.imports import import_warnings
-from autograder.layout import ASSIGNMENT, REPO, STUDENT_CODE
+from autograder.layout import STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
 from autograder.results import format_failures, format_table, make_results, make_test, write_results
 from autograder.rubric import RUBRIC_PATH, check_ids_known, load_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
 from autograder.start_here import start_lines
-from autograder.submission import EXPECTED_FILES, data_note, find_submission, submission_digests
+from autograder.submission import EXPECTED_FILES, find_submission, submission_digests
 
 # Gradescope stops a run after 10 minutes (and then scores it 0); grading stops
 # starting calls after the budget, and a watchdog ends a part stuck in grader
@@ -93,34 +92,17 @@ def find_data_dir(given, submission):
     """Where the CNN part reads CIFAR-10: --data-dir, then $CIFAR10_DIR, then
     cnn/data/ of the handout this grader came in (where the handout's `python
     data.py` puts it) when that handout's own cnn/ is what is graded. Data in
-    any other submission is never read (submission.data_note mentions it);
+    any other submission is never read (upload_notes mentions it);
     None: nowhere (the CNN part then says how to point at it). Gradescope
     always passes --data-dir."""
     if given or os.environ.get("CIFAR10_DIR"):
         return given or os.environ["CIFAR10_DIR"]
-    own = handout_data_dir()
+    own = upload_notes.handout_data_dir()
     for name in STUDENT_CODE:
         if name in submission.files and Path(submission.files[name]).resolve().parent == own.parent:
             if (own / "cifar-10-batches-py" / "test_batch").is_file():
                 return str(own)
     return None
-
-
-def handout_data_dir():
-    """cnn/data/ of the handout folder around this grader (the student's own copy)."""
-    return REPO / ASSIGNMENT / "data"
-
-
-def upload_notes(args, submission):
-    """The submission's lines at the top of the feedback: its files (those the
-    graded part needs), a copy of CIFAR-10 that is ignored, foreign imports."""
-    needed = [name for part in (PARTS if args.part == "all" else [args.part])
-              for name in load_part(part).FILES]
-    lines = submission.summary_lines(needed)
-    own = Path(submission.root).resolve() in (REPO.resolve(), (REPO / ASSIGNMENT).resolve())
-    if data_note(submission) and not own and args.part != "layers":
-        lines.append(data_note(submission))
-    return lines + import_warnings(submission)
 
 
 def select_entries(entries, only=None):
@@ -256,7 +238,7 @@ class Grading:
             entries = select_entries(load_rubric(args.rubric), getattr(args, "only_checks", None))
             self.discover_ta_checks(entries)
             submission = self.submission = find_submission(args.submission_dir)
-            self.notes.extend(upload_notes(args, submission))
+            self.notes.extend(upload_notes.upload_notes(args, submission))
             if args.part != "layers" and uploaded_notebooks(submission):
                 answers, self.extra_data["written_answers"] = answers_test(submission)
                 self.tests.append(answers)

@@ -6,7 +6,7 @@ The package is laid out by concern; SHIPPING says which folders reach whom:
 
     (top level)   the grading runtime: grade, rubric, results, submission,
                   cases, outcomes, answers, imports, provided, speed; the
-                  students' check and pack commands, start_here
+                  students' check and pack commands, start_here, upload_notes
     parts/        what is graded: layers/ (numpy layers) and cnn/ (models)
     sandbox/      the trust boundary, grader side: starts and reads workers
     worker/       the untrusted side: copied into each worker's job folder and

@@ -9,9 +9,10 @@ import shutil
 
 import nbformat
 
-from autograder import answers, grade, imports
+from autograder import answers, grade, imports, layout
 from autograder.authoring.markers import ANSWER_PLACEHOLDER, ANSWER_TAG
 from autograder.submission import data_note, find_submission
+from autograder.upload_notes import upload_notes
 
 from conftest import REPO_ROOT as REPO
 
@@ -97,7 +98,7 @@ def test_local_grader_reads_data_only_from_its_own_handout_never_from_an_upload(
     handout = tmp_path / "handout"
     (handout / "cnn" / "data" / "cifar-10-batches-py").mkdir(parents=True)
     shutil.copyfile(REPO / "solutions" / "cnn" / "layers.py", handout / "cnn" / "layers.py")
-    monkeypatch.setattr(grade, "REPO", handout)         # the grader came in this handout
+    monkeypatch.setattr(layout, "REPO", handout)        # the grader came in this handout
     submission = find_submission(handout)
     assert grade.find_data_dir(None, submission) is None, "an empty data folder is no data"
     (handout / "cnn" / "data" / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
@@ -112,9 +113,9 @@ def test_local_grader_reads_data_only_from_its_own_handout_never_from_an_upload(
     assert note.startswith("DATA: the upload holds CIFAR-10 (cnn/cifar-10-python.tar.gz, cnn/data/)")
     assert "never reads data from an upload" in note
     args = grade_arguments(str(upload))
-    assert note in grade.upload_notes(args, uploaded)
-    assert data_note(submission) not in grade.upload_notes(grade_arguments(str(handout)), submission)
-    assert data_note(uploaded) not in grade.upload_notes(grade_arguments(str(upload), "--part", "layers"),
+    assert note in upload_notes(args, uploaded)
+    assert data_note(submission) not in upload_notes(grade_arguments(str(handout)), submission)
+    assert data_note(uploaded) not in upload_notes(grade_arguments(str(upload), "--part", "layers"),
                                                          uploaded), "the layers need no data"
     monkeypatch.setenv("CIFAR10_DIR", "/from-env")
     assert grade.find_data_dir(None, submission) == "/from-env"

@@ -18,6 +18,7 @@ SOLUTION_TAG = "solution"                 # a model answer of the course's own n
 ANSWER_TAG = "answer"                     # the handout build turns it into a cell tagged so
 ANSWER_PLACEHOLDER = "*Your answer here.*"  # holding this text (autograder/authoring/markers.py)
 NOTEBOOKS = ("1_convolution_pooling.ipynb", "2_batchnorm_dropout.ipynb", "3_cifar10_training.ipynb")
+PLOTTED = ("3_cifar10_training.ipynb",)    # the notebooks whose plot the staff read
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_ANSWER_CHARS = 4000
 TEST_NUMBER = "10.1"     # after the rubric's; TA checks may not take it
@@ -92,8 +93,7 @@ def add_answers(results, submission):
             continue
         written = [(q, a) for q, a in answers["questions"] if a and a != ANSWER_PLACEHOLDER]
         lines.append(f"{name}: {len(written)} of {len(answers['questions'])} answer cells written"
-                     + ("; it holds a plot" if answers["has_plot"] else "; it holds no plot (run "
-                        "it before uploading so that the staff see your curves)") + ".")
+                     + _plot_note(name, answers["has_plot"]) + ".")
         if not answers["questions"]:
             lines.append("  No answer cells found: answer in the cells that say "
                          f"{ANSWER_PLACEHOLDER!r} (their tag '{ANSWER_TAG}' marks them).")
@@ -103,3 +103,11 @@ def add_answers(results, submission):
                                                if answer != ANSWER_PLACEHOLDER else "(not answered)"))
     results.add_extra(TEST_NUMBER, TEST_NAME, "\n".join(lines), "visible", ["notebooks"])
     results.extra_data["written_answers"] = extra
+
+
+def _plot_note(name, has_plot):
+    """What the answers test says of a notebook's plot (only where one is expected)."""
+    if name not in PLOTTED:
+        return ""
+    return "; it holds a plot" if has_plot else ("; it holds no plot (run it before uploading so "
+                                                 "that the staff see your curves)")

@@ -9,6 +9,8 @@ import importlib
 COMMANDS = {
     # name: (module, one-line help)
     "grade": ("autograder.grade", "grade a submission folder and write results.json"),
+    "check": ("autograder.check", "check one function (or model) of a submission the way Gradescope does"),
+    "pack": ("autograder.pack", "check a submission's files and write submission.zip, ready to upload"),
     "handout": ("autograder.authoring.handout", "regenerate assignments/ and dist/handout.zip from solutions/"),
     "build-cases": ("autograder.authoring.build_cases", "regenerate the grader's test cases from solutions/"),
     "calibrate-curves": ("autograder.staff.calibrate_curves", "retrain the reference ConvNet and write the curve band"),

@@ -20,10 +20,9 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autograder import budget, outcomes, speed, submission_metadata
+from autograder import budget, outcomes, speed, submission_metadata, upload_notes
 from autograder.answers import add_answers, uploaded_notebooks
 from autograder.cases import CASES_DIR
-from autograder.imports import import_warnings
 from autograder.layout import STUDENT_CODE
 from autograder.parts import PARTS, BudgetExceeded, GradingContext, load_part
 from autograder.pictures.changes import changes
@@ -32,6 +31,7 @@ from autograder.results import (Results, ResultsError, format_failures, format_t
                                 validate, write_results)
 from autograder.rubric import RUBRIC_PATH, check_ids_known, read_rubric
 from autograder.sandbox import AUTO, CALL_TIMEOUT, Sandbox
+from autograder.start_here import start_lines
 from autograder.submission import EXPECTED_FILES, find_submission, submission_digests
 from autograder.ta import suite as ta_suite
 
@@ -48,8 +48,9 @@ def add_arguments(parser):
     parser.add_argument("--results", default="results.json",
                         help="where to write Gradescope's results.json (default: ./results.json)")
     parser.add_argument("--data-dir", default=None,
-                        help="CIFAR-10 folder for the CNN part (default: $CIFAR10_DIR, then data/ next "
-                             "to the submission's files, where the handout's data.py puts it)")
+                        help="CIFAR-10 folder for the CNN part (default: $CIFAR10_DIR, then, when "
+                             "grading the handout folder this grader came in, its cnn/data/, where "
+                             "data.py puts it; data inside any other submission is never read)")
     parser.add_argument("--part", choices=["layers", "cnn", "all"], default="all",
                         help="grade only one part (default: all)")
     parser.add_argument("--cases-dir", default=str(CASES_DIR),
@@ -86,22 +87,36 @@ def add_arguments(parser):
                              "the output says what changed since the previous submission, and the "
                              "course's submission budget, if any, counts the earlier ones "
                              "(run_autograder passes /autograder/submission_metadata.json)")
+    parser.add_argument("--staff-console", action="store_true",
+                        help="also print what only the course staff may see (the integrity report) "
+                             "on the console; run_autograder passes it, Gradescope hides that "
+                             "console from students")
 
 
 
 def find_data_dir(given, submission):
     """Where the CNN part reads CIFAR-10: --data-dir, then $CIFAR10_DIR, then
-    data/ next to the submission's files (where the handout's `python data.py`
-    puts it), then the provided data.py's own default: the order of data.py's
-    find_cifar10, from the submission's side. Gradescope always passes --data-dir."""
+    cnn/data/ of the handout this grader came in (where the handout's `python
+    data.py` puts it) when that handout's own cnn/ is what is graded. Data in
+    any other submission is never read (upload_notes mentions it);
+    None: nowhere (the CNN part then says how to point at it). Gradescope
+    always passes --data-dir."""
     if given or os.environ.get("CIFAR10_DIR"):
         return given or os.environ["CIFAR10_DIR"]
+    own = upload_notes.handout_data_dir()
     for name in STUDENT_CODE:
-        if name in submission.files:
-            candidate = Path(submission.files[name]).parent / "data"
-            if (candidate / "cifar-10-batches-py" / "test_batch").is_file():
-                return str(candidate)
+        if name in submission.files and Path(submission.files[name]).resolve().parent == own.parent:
+            if (own / "cifar-10-batches-py" / "test_batch").is_file():
+                return str(own)
     return None
+
+
+def select_entries(rubric, only=None):
+    """The rubric to grade: all of it, or only the entries whose check is in
+    `only` (check and pack grade a few checks through this same path)."""
+    return rubric if only is None else replace(rubric, entries=[entry for entry in rubric.entries
+                                                                if entry.check in only])
+
 
 def _watchdog(signum, frame):
     raise BudgetExceeded("the grading time budget ran out")
@@ -135,7 +150,7 @@ class Grading:
             # Before any work: the plots go next to results.json, and a missing
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
-            rubric = read_rubric(self.args.rubric)
+            rubric = select_entries(read_rubric(self.args.rubric), getattr(self.args, "only_checks", None))
             if self.over_budget(rubric):
                 return 0
             self.discover_ta_checks(rubric.entries)
@@ -187,7 +202,7 @@ class Grading:
         """The submission, its summary and import warnings at the top of the
         output, and its written answers (with the CNN part)."""
         submission = self.submission = find_submission(self.args.submission_dir)
-        for line in submission.summary_lines() + list(import_warnings(submission)):
+        for line in upload_notes.upload_notes(self.args, submission):
             self.results.note(line)
         if self.args.part != "layers" and uploaded_notebooks(submission):
             add_answers(self.results, submission)
@@ -218,7 +233,7 @@ class Grading:
                               data_dir=data_dir, output_dir=output_dir,
                               file_prefix="" if self.results_path.name == "results.json"
                               else f"{self.results_path.stem}_",
-                              results=self.results)
+                              results=self.results, staff_console=getattr(args, "staff_console", False))
 
     # -- grading a part -----------------------------------------------------------------
 
@@ -380,6 +395,7 @@ def run(args):
     grading = Grading(args)
     status = grading.run()
     results = grading.results_json(pictures=False)
+    print("\n".join(start_lines(results, args.rubric)), end="")
     if results["output"]:
         print(results["output"] + "\n")
     print(format_table(results))

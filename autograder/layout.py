@@ -6,7 +6,8 @@ The package is laid out by concern; SHIPPING says which folders reach whom:
 
     (top level)   the grading runtime: grade, rubric, results, submission,
                   cases, outcomes, answers, imports, provided, speed,
-                  submission_metadata and budget (the optional submission budget)
+                  submission_metadata and budget (the optional submission budget);
+                  the students' check and pack commands, start_here, upload_notes
     parts/        what is graded: layers/ (numpy layers) and cnn/ (models)
     pictures/     what students see besides text: pictures, Gradescope html, changes
     sandbox/      the trust boundary, grader side: starts and reads workers

@@ -10,7 +10,8 @@ that needs the file say exactly which file was found where and what to
 rename or move. The grader copies what is found
 into each worker's temporary folder (copy_submission_file, which checks
 again, so a file swapped for a link after it was found is still refused);
-nothing else of the upload is used.
+nothing else of the upload is used: a copy of CIFAR-10 in it (a data/ folder,
+the download archive) is never read, only mentioned (data_note).
 """
 import hashlib
 import os
@@ -21,6 +22,10 @@ from pathlib import Path
 from autograder.layout import SUBMISSION_FILES as EXPECTED_FILES   # name -> largest accepted size (bytes)
 
 IGNORED_FOLDERS = {"__MACOSX", "__pycache__"}
+# What the local grader itself writes next to the files it grades: never "the upload".
+GRADER_OUTPUTS = ("results.json", "results.html", "cnn_curves.png")
+# CIFAR-10 as data.py leaves it: never read from an upload (data_note).
+DATA_NAMES = ("cifar-10-batches-py", "cifar-10-python.tar.gz")
 LARGEST_FILE = max(EXPECTED_FILES.values())
 
 
@@ -96,9 +101,11 @@ class Submission:
     notebooks: list = field(default_factory=list)  # .ipynb files in the upload (relative paths)
     archives: list = field(default_factory=list)   # archives in the upload (never opened)
     listing: list = field(default_factory=list)    # what the top of the upload holds
+    data: list = field(default_factory=list)       # CIFAR-10 copies in the upload (never read)
 
-    def missing_message(self, name):
-        """Why `name` cannot be used, addressed to the student."""
+    def missing_message(self, name, pointer=True):
+        """Why `name` cannot be used, addressed to the student (pointer: and
+        that the summary at the top says more, when it is printed)."""
         if name in self.problems:
             return self.problems[name]
         text = f"{name} was not found in the submission (expected a file named exactly {name} " \
@@ -108,20 +115,21 @@ class Submission:
         elif self.notebooks and name.endswith(".py"):
             text += (": only notebooks were found for it; the grader runs the .py files, not the "
                      "notebooks")
-        return text + " (see the submission summary at the top)" if self.summary_needed() else text
+        return text + " (see the submission summary at the top)" if pointer and self.summary_needed() else text
 
-    def summary_needed(self):
-        return bool(self.problems or len(self.files) + len(self.problems) < len(EXPECTED_FILES)
-                    or self.others)
+    def summary_needed(self, needed=EXPECTED_FILES):
+        return bool(any(name in self.problems or name not in self.files or name in self.others
+                        for name in needed))
 
-    def summary_lines(self):
+    def summary_lines(self, needed=EXPECTED_FILES):
         """The notes for the top of the feedback: where files were found and,
         when a file is missing or another one looks like it, one summary that
-        says per expected name what was found and what to do."""
-        lines = list(self.notes)
-        if not self.summary_needed():
+        says per expected name what was found and what to do. needed: the
+        files the graded parts use (--part layers needs layers.py only)."""
+        lines = [note for note in self.notes if note.split(" ", 1)[0].rstrip(":") in needed]
+        if not self.summary_needed(needed):
             return lines
-        missing = [name for name in EXPECTED_FILES if name not in self.files]
+        missing = [name for name in needed if name not in self.files]
         if missing:
             names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
             lines.append(f"SUBMISSION FILES: {names} {'was' if len(missing) == 1 else 'were'} not "
@@ -129,9 +137,9 @@ class Submission:
                          f"{'' if len(missing) == 1 else 's'}, so every check that needs "
                          f"{'it' if len(missing) == 1 else 'them'} scores 0. Per file:")
         else:
-            lines.append("SUBMISSION FILES: all four were found; check that the right copies were "
+            lines.append("SUBMISSION FILES: all were found; check that the right copies were "
                          "graded.")
-        for name in EXPECTED_FILES:
+        for name in needed:
             if name in self.files:
                 text = f"- {name}: graded {_show(self.files[name].relative_to(self.root))}"
                 if name in self.others:
@@ -145,7 +153,7 @@ class Submission:
             else:
                 text = f"- {name}: NOT FOUND anywhere in the upload"
             lines.append(text + ("" if text.endswith(".") else "."))
-        if self.notebooks and any(name.endswith(".py") and name not in self.files for name in EXPECTED_FILES):
+        if self.notebooks and any(name.endswith(".py") and name not in self.files for name in needed):
             lines.append(f"- Notebooks found ({', '.join(_show(p) for p in self.notebooks[:4])}"
                          f"{', ...' if len(self.notebooks) > 4 else ''}): the grader does not run "
                          f"notebooks. It grades layers.py and models.py (the files the notebooks "
@@ -315,7 +323,9 @@ def _look_for_near_misses(submission, expected):
     entries = _walk(submission.root)
     files = [relative for relative, regular in entries if regular is not None]
     submission.listing = [_show(relative.name + ("/" if regular is None else ""))
-                          for relative, regular in entries if len(relative.parts) == 1][:12]
+                          for relative, regular in entries
+                          if len(relative.parts) == 1 and relative.name not in GRADER_OUTPUTS][:12]
+    submission.data = _data_copies(submission.root, entries)
     submission.notebooks = [r for r in files if r.name.lower().endswith(".ipynb")]
     submission.archives = [r for r in files if r.name.lower().endswith(ARCHIVE_SUFFIXES)]
     rank = {"deep": 0, "case": 1, "copy": 2, "suffix": 3, "similar": 4}
@@ -343,3 +353,28 @@ def _look_for_near_misses(submission, expected):
             rest = ", ".join(_show(r.as_posix()) for _, r in matches[1:4])
             text += f" (also similar: {rest}{', ...' if len(matches) > 4 else ''})"
         submission.near_misses[name] = text
+
+
+def _data_copies(root, entries):
+    """The CIFAR-10 copies among entries (relative paths): a folder or link
+    named data/ holding cifar-10-batches-py, or the data's own names. Only
+    names are looked at; nothing is read, and no link is followed further."""
+    found = []
+    for relative, _ in entries:
+        if relative.name in DATA_NAMES and not any(part in DATA_NAMES or part == "data"
+                                                   for part in relative.parts[:-1]):
+            found.append(relative)
+        elif relative.name == "data" and os.path.lexists(root / relative / DATA_NAMES[0]):
+            found.append(relative)
+    return found
+
+
+def data_note(submission):
+    """The line saying that the upload's CIFAR-10 was ignored (None when it holds none)."""
+    if not submission.data:
+        return None
+    shown = ", ".join(_show(relative.as_posix() + ("/" if relative.suffix != ".gz" else ""))
+                      for relative in submission.data[:3])
+    return (f"DATA: the upload holds CIFAR-10 ({shown}); the grader never reads data from an "
+            f"upload, so it was ignored. Leave it out: `python -m autograder pack` makes a zip of "
+            f"the graded files only.")

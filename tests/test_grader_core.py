@@ -104,6 +104,15 @@ def test_an_exact_file_is_graded_and_a_copy_next_to_it_is_named(tmp_path):
     assert find_submission(REFERENCE_DIR).summary_lines() == []
 
 
+def test_the_summary_names_only_the_files_a_part_needs_and_never_the_graders_own_output(tmp_path):
+    write_files(tmp_path, ["layers.py", "results.json", "notes.txt"])
+    found = find_submission(tmp_path)
+    assert found.summary_lines(["layers.py"]) == [], "--part layers needs layers.py only"
+    summary = "\n".join(found.summary_lines())
+    assert "- convnet.pt: NOT FOUND anywhere in the upload." in summary
+    assert "- The top of the upload holds: layers.py, notes.txt." in summary
+
+
 def test_the_grade_command_puts_the_submission_summary_on_top_and_in_each_check(tmp_path):
     upload = tmp_path / "upload"
     write_files(upload, ["Layers.py"])
@@ -114,8 +123,9 @@ def test_the_grade_command_puts_the_submission_summary_on_top_and_in_each_check(
                              env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert process.returncode == 0, process.stderr
     results = json.loads(results_path.read_text())
-    assert shown(results).startswith("SUBMISSION FILES: layers.py, models.py, convnet.pt and "
-                                     "fcnet.pt were not found")
+    # --part layers: the summary is about the one file the layers need.
+    assert shown(results).startswith("SUBMISSION FILES: layers.py was not found under its exact name")
+    assert "convnet.pt" not in shown(results).split("The grader takes exactly")[0]
     assert "Found Layers.py at the top of the upload" in shown(results)
     layer_tests = [t for t in results["tests"] if t["max_score"] > 0]
     assert all("Layers.py" in t["output"] for t in layer_tests)

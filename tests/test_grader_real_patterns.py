@@ -114,6 +114,24 @@ def test_a_mistake_that_explains_few_failing_cases_is_listed_but_not_the_headlin
     assert "Likely mistake (your output matches it in 1 case): an extra axis" in result.details
 
 
+def test_partial_credit_next_to_no_correct_case_is_explained():
+    """conv_backward with dx and db right but dw wrong on its only case: 0/1
+    cases correct, yet two of its outputs earn their share, and it says so."""
+    from types import SimpleNamespace
+
+    from autograder.parts.layers.judging import Verdict
+    from autograder.parts.layers.tally import Tally
+    tally = Tally("conv_backward", public_only=False)
+    case = SimpleNamespace(label="p1")
+    tally.case(case, "call", [Verdict(True), Verdict(False, ["dw: 9 of 9 values wrong"]), Verdict(True)])
+    tally.skip(case, "call", "its forward failed")
+    result = tally.result(contract=True)
+    assert 0 < result.fraction < 1
+    assert result.summary.startswith("0/1 cases correct (partial credit: some outputs right)")
+    assert "Partial credit: 2 of 3 outputs checked were right" in result.details[0]
+    assert "(1 case: the forward is charged for them)" in result.details[-1]
+
+
 def test_an_assertion_that_sizes_divide_evenly_is_named():
     text = ("raised AssertionError\n  Traceback (your code, most recent call last):\n"
             "    layers.py, line 40, in conv_forward\n        assert (H + 2 * pad - HH) % stride == 0")

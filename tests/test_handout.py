@@ -338,6 +338,7 @@ def tree(tmp_path):
     (cnn / "data.py").write_bytes(b'"""Data."""\r\nFOLDER = "cifar"\r\n')
     (cnn / "train.py").write_text('"""Train."""\nimport data\n')
     (cnn / "gradient_check.py").write_text('"""Gradient check."""\n')
+    (cnn / "checks.py").write_text('"""Checks."""\n')
     nb = make_notebook([markdown("Try dropout."),
                         code("import layers\nkeep = 0.8 * 1.0  # SOLUTION\n"
                              "# BEGIN SOLUTION\nshown = layers.dropout_forward\n# END SOLUTION")])
@@ -371,7 +372,7 @@ def snapshot(folder):
 def test_build_writes_exactly_the_handout_files(tree):
     result = build(tree)
     assert sorted(snapshot(tree["assignments"])) == [
-        "README.md", "cnn/data.py", "cnn/dropout.ipynb", "cnn/gradient_check.py",
+        "README.md", "cnn/checks.py", "cnn/data.py", "cnn/dropout.ipynb", "cnn/gradient_check.py",
         "cnn/layers.py", "cnn/models.py", "cnn/train.py"]
     written = snapshot(tree["assignments"])
     assert written["cnn/data.py"] == (tree["solutions"] / "cnn/data.py").read_bytes()

@@ -79,6 +79,12 @@ def test_layer_notebook_runs(name, notebook_env):
     notebook = run_notebook(name, workdir)
     # The checks print one line per comparison; an empty run would print none.
     assert printed_text(notebook).count("relative error") >= 10
+    # Each check("function") cell graded it the way Gradescope does (cnn/checks.py), and it passed.
+    checked = [cell.source for cell in notebook.cells if cell.source.startswith("check(")]
+    assert len(checked) >= 5
+    for source in checked:
+        for function in re.findall(r'check\("(\w+)"\)', source):
+            assert f"{function}: every check passed." in printed_text(notebook), function
 
 
 @pytest.mark.slow
@@ -98,6 +104,10 @@ def test_training_notebook_runs_in_quick_mode_without_touching_checkpoints(noteb
     assert "FCNet: test accuracy" in printed and "ConvNet: test accuracy" in printed
     assert any("image/png" in output.get("data", {}) for cell in notebook.cells
                if cell.cell_type == "code" for output in cell.outputs), "no figure was drawn"
+    # The last cell, pack(), names what is missing here (the checkpoints went to the
+    # temporary folder) and writes no zip.
+    assert "pack: NO zip written: a required file is missing" in printed
+    assert not (workdir / "submission.zip").exists()
     written_here = sorted(path.name for path in workdir.glob("*.pt"))
     assert not written_here, f"quick mode wrote {written_here} next to the notebook"
 

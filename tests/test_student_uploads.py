@@ -2,16 +2,18 @@
 written answers (collected for the staff, autograder/answers.py) and imports
 of packages the grader lacks (named at the top, autograder/imports.py); and
 where the local grader finds CIFAR-10 without any setting."""
+import argparse
 import json
 import os
 import shutil
 
 import nbformat
 
-from autograder import answers, grade, imports
+from autograder import answers, grade, imports, layout
 from autograder.authoring.markers import ANSWER_PLACEHOLDER, ANSWER_TAG
 from autograder.results import Results
-from autograder.submission import find_submission
+from autograder.submission import data_note, find_submission
+from autograder.upload_notes import upload_notes
 
 from conftest import REPO_ROOT as REPO
 
@@ -57,6 +59,15 @@ def test_an_unanswered_notebook_without_plot_and_no_notebook_say_so(tmp_path):
     assert output.startswith("No handout notebook was uploaded") and "upload 3_cifar10_training.ipynb" in output
 
 
+def test_only_the_training_notebook_is_asked_for_a_plot(tmp_path):
+    """Notebooks 1 and 2 draw no plot: their line says nothing of one."""
+    shutil.copyfile(REPO / "assignments" / "cnn" / "1_convolution_pooling.ipynb",
+                    tmp_path / "1_convolution_pooling.ipynb")
+    output = collected(find_submission(tmp_path))[0]["output"]
+    assert "1_convolution_pooling.ipynb: 0 of 2 answer cells written." in output
+    assert "plot" not in output
+
+
 def test_a_broken_or_linked_notebook_is_reported_not_followed(tmp_path):
     (tmp_path / "3_cifar10_training.ipynb").write_text("{not json")
     output = collected(find_submission(tmp_path))[0]["output"]
@@ -87,17 +98,40 @@ def test_the_reference_imports_only_what_the_grader_has():
     assert imports.import_warnings(submission) == []
 
 
-def test_local_grader_takes_data_next_to_the_submission_files(tmp_path, monkeypatch):
+def test_local_grader_reads_data_only_from_its_own_handout_never_from_an_upload(tmp_path, monkeypatch):
     """The handout's data.py puts CIFAR-10 in cnn/data/; without --data-dir or
-    CIFAR10_DIR the grader looks there, after the two settings."""
+    CIFAR10_DIR the grader looks there only when it grades that handout's own
+    cnn/ folder: the same folder in an unzipped upload elsewhere is ignored
+    (and mentioned), so an upload never decides what the grader reads."""
     monkeypatch.delenv("CIFAR10_DIR", raising=False)
-    upload = tmp_path / "handout"
-    (upload / "cnn" / "data" / "cifar-10-batches-py").mkdir(parents=True)
-    shutil.copyfile(REPO / "solutions" / "cnn" / "layers.py", upload / "cnn" / "layers.py")
-    submission = find_submission(upload)
+    handout = tmp_path / "handout"
+    (handout / "cnn" / "data" / "cifar-10-batches-py").mkdir(parents=True)
+    shutil.copyfile(REPO / "solutions" / "cnn" / "layers.py", handout / "cnn" / "layers.py")
+    monkeypatch.setattr(layout, "REPO", handout)        # the grader came in this handout
+    submission = find_submission(handout)
     assert grade.find_data_dir(None, submission) is None, "an empty data folder is no data"
-    (upload / "cnn" / "data" / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
-    assert grade.find_data_dir(None, submission) == str(upload / "cnn" / "data")
+    (handout / "cnn" / "data" / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
+    assert grade.find_data_dir(None, submission) == str(handout / "cnn" / "data")
     assert grade.find_data_dir("/given", submission) == "/given"
+    upload = tmp_path / "upload"
+    shutil.copytree(handout, upload)
+    (upload / "cnn" / "cifar-10-python.tar.gz").write_bytes(b"not really 170 MB")
+    uploaded = find_submission(upload)
+    assert grade.find_data_dir(None, uploaded) is None, "data inside an upload is never read"
+    note = data_note(uploaded)
+    assert note.startswith("DATA: the upload holds CIFAR-10 (cnn/cifar-10-python.tar.gz, cnn/data/)")
+    assert "never reads data from an upload" in note
+    args = grade_arguments(str(upload))
+    assert note in upload_notes(args, uploaded)
+    assert data_note(submission) not in upload_notes(grade_arguments(str(handout)), submission)
+    assert data_note(uploaded) not in upload_notes(grade_arguments(str(upload), "--part", "layers"),
+                                                         uploaded), "the layers need no data"
     monkeypatch.setenv("CIFAR10_DIR", "/from-env")
     assert grade.find_data_dir(None, submission) == "/from-env"
+    assert grade.find_data_dir(None, uploaded) == "/from-env"
+
+
+def grade_arguments(*argv):
+    parser = argparse.ArgumentParser()
+    grade.add_arguments(parser)
+    return parser.parse_args(argv)

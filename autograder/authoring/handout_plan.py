@@ -16,7 +16,7 @@ from autograder.layout import ASSIGNMENT, STUDENT_CODE
 # solutions/ -> assignments/
 README = "README.md"                           # solutions/README.md, rubric table filled in
 STUBBED = STUDENT_CODE                          # solution regions become stubs
-COPIED = ("data.py", "train.py", "gradient_check.py")   # byte for byte
+COPIED = ("data.py", "train.py", "gradient_check.py", "checks.py")   # byte for byte
 NOTEBOOKS = "*.ipynb"                          # stubbed and stripped
 NEVER_SHIPPED = ("*.pt", "*_curve.json", "*.png", "*.tmp", "data", "__pycache__",
                  ".ipynb_checkpoints")

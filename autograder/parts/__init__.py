@@ -58,6 +58,7 @@ class GradingContext:
     settings: dict = None         # the part's rubric settings (its read_settings), None: its defaults
     entries: tuple = ()           # the part's rubric entries (rubric.RubricEntry)
     results: Results = field(default_factory=Results)   # the grade's tests, notes, leaderboard, extra_data
+    staff_console: bool = False   # the console is the staff's (Gradescope's, grade --staff-console)
 
     def output_file(self, name):
         """Where to write the extra file `name` of this grade (None: nowhere)."""

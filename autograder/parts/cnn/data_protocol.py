@@ -56,11 +56,20 @@ class DataUnavailable(Exception):
     """CIFAR-10 cannot be used; the message names CIFAR10_DIR, --data-dir and data.py."""
 
 
+# No folder given: where the grader would have looked (grade.find_data_dir).
+NO_DATA = ("CIFAR-10 not found: the grader reads it from --data-dir, then CIFAR10_DIR, then, when it grades "
+           "the handout folder it came in, from that folder's cnn/data/; never from the files it grades. "
+           "Pass --data-dir with the folder where `python data.py` put it (cnn/data/ of your handout "
+           "folder, the one holding cifar-10-batches-py), or set CIFAR10_DIR to it.")
+
+
 def _data_module_and_folder(data_dir):
     """The provided data module and the cifar-10-batches-py folder. A folder
     given by --data-dir or CIFAR10_DIR must hold the data: the grader does not
-    fall back to another copy behind the TA's back."""
+    fall back to another copy behind the TA's back; with neither, NO_DATA
+    (never the provided data.py's own default folder, inside the grader)."""
     data = load_data_module()
+    data_dir = data_dir or os.environ.get("CIFAR10_DIR")
     if data_dir:
         for folder in (data_dir, os.path.join(data_dir, data.FOLDER)):
             if os.path.isfile(os.path.join(folder, data.TEST_FILE)):
@@ -70,10 +79,7 @@ def _data_module_and_folder(data_dir):
             f"{data.TEST_FILE} there or in its {data.FOLDER} subfolder. Point --data-dir or "
             f"CIFAR10_DIR at the folder holding {data.FOLDER}, or download it with `python data.py` "
             f"in the cnn folder.")
-    try:
-        return data, data.find_cifar10(None)
-    except data.DatasetError as exc:
-        raise DataUnavailable(str(exc)) from None
+    raise DataUnavailable(NO_DATA)
 
 
 @dataclass

@@ -2,8 +2,9 @@
 second worker process predicts each evaluated model's unchanged (and fresh)
 images; integrity.py turns both into figures and flags. The report goes to
 results.json's top-level ``extra_data.integrity`` (the regrade CSV and class
-report read it), to the grader's console (on Gradescope the instructors'
-view: stdout is hidden from students) and, when the rubric's
+report read it), to the grader's console when it is the staff's (grade
+--staff-console, which run_autograder passes: on Gradescope the console is
+hidden from students; a student's local grade never prints it) and, when the rubric's
 ``integrity_test`` is true, into a hidden 0-point test.
 
 No score depends on it, and its failure costs nothing: the report then says
@@ -41,7 +42,8 @@ def review(ctx, settings, views, measured, tensors, protocol):
         return None
     ctx.results.extra_data["integrity"] = report
     lines = integrity.describe(report) if "models" in report else [report["error"]]
-    print("\n".join(["integrity report (instructors only):"] + lines), file=sys.stderr)
+    if ctx.staff_console:     # never on a student's own console (grade --staff-console)
+        print("\n".join(["integrity report (instructors only):"] + lines), file=sys.stderr)
     if settings["integrity_test"]:
         ctx.results.add_extra(TEST_NUMBER, TEST_NAME, "\n".join(lines), "hidden", TEST_TAGS,
                               passed=not report["flagged"])

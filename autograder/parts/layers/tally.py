@@ -141,10 +141,20 @@ class Tally:
                            details=self._details(contract) + [f"Worst failing case: {p.text}" for p in shown],
                            pictures=shown)
 
+    def _credit_line(self, contract):
+        """How a partial score came about: the outputs are scored one by one."""
+        outputs = f"{self.passed:g} of {self.units:g} outputs checked were right"
+        if contract:
+            outputs += (" (each output of each case counts, plus two shares for float64 outputs "
+                        "and for unchanged inputs, earned by the cases that were fully correct)")
+        return f"Partial credit: {outputs}; the score is that share of the points."
+
     def _summary(self, contract):
         if not self.cases and self.skipped:
             return f"not checked: {self.skipped[0][2]}, in every case".split("\n")[0]
         text = f"{self.correct_cases}/{self.cases} cases correct"
+        if self.failures and self.passed:
+            text += " (partial credit: some outputs right)"
         if self.skipped:
             text += f" ({len(self.skipped)} more not checked: its forward failed first)"
         if contract and self.dtype_problems:
@@ -165,6 +175,8 @@ class Tally:
         lines = []
         if self.public_only:
             lines.append("(public mode: only the public cases were checked)")
+        if self.failures and self.passed:
+            lines.append(self._credit_line(contract))
         for mistake, count in self.mistakes.most_common():
             lines.append(f"Likely mistake (your output matches it in {count} "
                          f"case{'s' if count > 1 else ''}): {mistake}")
@@ -181,7 +193,11 @@ class Tally:
             lines.append(f"{self.function} modified its inputs in place (work on copies): "
                          + "; ".join(self.input_problems[:3]))
         if self.skipped:
-            lines.append(f"Not checked, and not charged here ({len(self.skipped)} cases: the forward "
+            lines.append(f"Not checked, and not charged here ({_cases(len(self.skipped))}: the forward "
                          f"is charged for them): {self.skipped[0][2]}")
         lines.extend(self.notes[:3])
         return lines
+
+
+def _cases(count):
+    return f"{count} case{'' if count == 1 else 's'}"

@@ -25,7 +25,7 @@ HEIGHT_FOR_WIDTH = ("a height is used for a width somewhere: the output is right
 WITHOUT_STRIDE = ("H // pool_height is right only when the stride equals the window: "
                   "H' = 1 + (H - pool_height) // stride, W' = 1 + (W - pool_width) // stride")
 CROP_FIXED_ONE = ("dx is cropped by 1 on each side whatever the padding: crop pad rows and "
-                  "columns, not 1: dx = dx_pad[:, :, pad:pad + H, pad:pad + W]")
+                  "columns, not 1 (crop with dx_pad[:, :, pad:pad + H, pad:pad + W])")
 # The names a height-for-width signature may come on top of.
 WIDTH_FAMILY = (WIDTH_FROM_KERNEL_HEIGHT, WIDTH_FROM_POOL_HEIGHT, HEIGHT_FOR_WIDTH)
 

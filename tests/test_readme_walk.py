@@ -140,3 +140,6 @@ def test_the_readme_followed_literally_ends_in_a_full_gradescope_score(tmp_path,
         [(t["number"], t["score"], t["output"][:200]) for t in results["tests"] if t["score"] < t["max_score"]]
     assert "integrity report (instructors only)" in done.stdout + done.stderr, "the staff's console has it"
     assert "integrity" in results.get("extra_data", {})
+    # A file under /autograder/results is no use to a student: the curves are drawn in the curve tests.
+    seen = results["output"] + "".join(test["output"] for test in results["tests"])
+    assert "cnn_curves.png" not in seen and "data:image/png;base64," in seen

@@ -139,6 +139,7 @@ class Grading:
         self.ta_modules = []       # ta_suite.TAModule of the TA checks
         self.sandbox = None        # outcomes.Ledger over the Sandbox (or a Replay)
         self.replay_problem = None
+        self.rubric = None         # rubric.Rubric, read once in run()
         self.budget_result = None  # the previous graded result, when over the submission budget
         self.metadata = read_metadata(args)           # submission_metadata.SubmissionMetadata, read once
         self.previous = self.metadata.last            # submission_metadata.PreviousSubmission or None
@@ -150,7 +151,8 @@ class Grading:
             # Before any work: the plots go next to results.json, and a missing
             # folder must not surface only after minutes of grading.
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
-            rubric = select_entries(read_rubric(self.args.rubric), getattr(self.args, "only_checks", None))
+            rubric = self.rubric = select_entries(read_rubric(self.args.rubric),
+                                                  getattr(self.args, "only_checks", None))
             if self.over_budget(rubric):
                 return 0
             self.discover_ta_checks(rubric.entries)
@@ -395,7 +397,7 @@ def run(args):
     grading = Grading(args)
     status = grading.run()
     results = grading.results_json(pictures=False)
-    print("\n".join(start_lines(results, args.rubric)), end="")
+    print("\n".join(start_lines(results, grading.rubric.entries if grading.rubric else [])), end="")
     if results["output"]:
         print(results["output"] + "\n")
     print(format_table(results))

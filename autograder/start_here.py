@@ -6,14 +6,13 @@ should first read what to do next, not a missing-file block. start_lines()
 says it when every test of the layers part failed that way (the grade's own
 results, never a guess from file contents).
 """
-from autograder.rubric import load_rubric
-
 STUB_ERROR = "NotImplementedError"
 
 
-def start_lines(results, rubric_path):
-    """Lines for the top of the console (none unless every layers test hit a stub)."""
-    layers = {entry.number for entry in load_rubric(rubric_path) if entry.part == "layers"}
+def start_lines(results, entries):
+    """Lines for the top of the console (none unless every layers test hit a
+    stub); entries: the rubric entries the grade read (rubric.RubricEntry)."""
+    layers = {entry.number for entry in entries if entry.part == "layers"}
     tests = [test for test in results["tests"] if test["number"] in layers]
     if not tests or not all(test["score"] == 0 and STUB_ERROR in test["output"] for test in tests):
         return []

@@ -324,8 +324,9 @@ class Grading:
         limits = list(self.sandbox.limits) if self.sandbox is not None and self.sandbox.limits else None
         arguments = dict(execution_time=time.monotonic() - self.started,
                          extra_data={"limits": limits} if limits else None)
-        self.results.changes = []
-        self.results.changes = changes(self.previous, self.results.as_json(**arguments, pictures=False))
+        self.results.changes = []        # a text-only pass, only when there is a previous submission to compare
+        if self.previous is not None:
+            self.results.changes = changes(self.previous, self.results.as_json(**arguments, pictures=False))
         return self.results.as_json(**arguments, pictures=pictures)
 
     def save(self):
